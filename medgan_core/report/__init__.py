@@ -1,0 +1,1 @@
+"""Turning executed notebooks into reports a student can read anywhere (offline)."""

@@ -1,0 +1,108 @@
+"""``reports/index.html``: one row per experiment and profile, rebuilt after every run.
+
+Each row shows the status (colour and word), date, wall time, the one or two headline
+metrics with their CIs and the report's computed verdict sentence (all read from
+``metrics.json`` and ``run.json``), and links to the full and reader versions. The page is a
+single offline file that reads well on a laptop screen and on paper.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from medgan_core.atomic import write_text_atomic
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
+  max-width: 1200px; padding: 0 16px; color: #1f2328; }
+h1 { font-size: 1.7em; margin-bottom: 4px; }
+p.lead { color: #57606a; margin-top: 0; }
+table { border-collapse: collapse; width: 100%; font-size: 0.93em; }
+th, td { border-bottom: 1px solid #d0d7de; padding: 8px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; position: sticky; top: 0; }
+.status { font-weight: bold; padding: 2px 8px; border-radius: 10px; white-space: nowrap; }
+.status-ok { background: #dafbe1; color: #1a7f37; }
+.status-failed, .status-interrupted { background: #ffebe9; color: #cf222e; }
+.metric { white-space: nowrap; }
+.ci { color: #57606a; }
+.verdict { max-width: 420px; }
+.nowrap { white-space: nowrap; }
+@media print { th { position: static; } a { color: inherit; } body { margin: 0; } }
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return html.escape(str(value))
+
+
+def _row(folder: Path, root: Path) -> tuple[tuple[str, str], str] | None:
+    try:
+        run = json.loads((folder / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        metrics = {}
+    e = html.escape
+    status = run.get("status", "unknown")
+    heads = []
+    for item in (metrics.get("headline") or [])[:2]:
+        ci = item.get("ci")
+        ci_text = f' <span class="ci">[{_fmt(ci[0])}, {_fmt(ci[1])}]</span>' if ci and None not in ci else ""
+        heads.append(f'<div class="metric">{e(str(item.get("label", item.get("name"))))}: '
+                     f'<b>{_fmt(item.get("value"))}</b>{ci_text}</div>')
+    verdict = metrics.get("verdict") or ("" if status == "ok" else run.get("error") or "")
+    rel = folder.relative_to(root).as_posix()
+    exp = run.get("experiment", folder.parent.name)
+    links = []
+    for name, label in ((f"{exp}.html", "full"), (f"{exp}.reader.html", "reader")):
+        if (folder / name).is_file():
+            links.append(f'<a href="{e(rel)}/{e(name)}">{label}</a>')
+    wall = run.get("wall_seconds")
+    cells = [
+        f'<b>{e(run.get("title", exp))}</b><br><span class="ci">{e(exp)}</span>',
+        e(run.get("profile", folder.name)),
+        f'<span class="status status-{e(status)}">{e(status)}</span>',
+        f'<span class="nowrap">{e((run.get("start") or "")[:16].replace("T", " "))}</span>',
+        f"{wall / 60:.1f} min" if isinstance(wall, (int, float)) else "",
+        "".join(heads),
+        f'<div class="verdict">{e(verdict)}</div>',
+        " · ".join(links),
+    ]
+    return (exp, run.get("profile", folder.name)), "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def build_index(reports_root: Path | str) -> Path:
+    """Rebuild ``reports_root/index.html`` from every ``*/*/run.json`` under it.
+
+    Args:
+        reports_root: the reports folder.
+
+    Returns:
+        The path of the written index.
+    """
+    root = Path(reports_root)
+    order = {"smoke": 0, "cpu": 1, "gpu": 2}
+    rows = [r for r in (_row(f.parent, root) for f in root.glob("*/*/run.json")) if r]
+    rows.sort(key=lambda r: (r[0][0], order.get(r[0][1], 9)))
+    body = "\n".join(r[1] for r in rows) or '<tr><td colspan="8">No reports yet: run <code>make reports</code>.</td></tr>'
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>medgan reports</title><style>{CSS}</style></head>
+<body><h1>medgan: GANs for medical imaging, reproduced</h1>
+<p class="lead">One row per experiment and profile. Headline numbers show the mean and its 95% CI in brackets;
+the verdict is the sentence each report computed from its own numbers. Open the <em>reader</em> version to read
+without code, the <em>full</em> version to see how every number was made.</p>
+<table><thead><tr><th>Experiment</th><th>Profile</th><th>Status</th><th>Date (UTC)</th><th>Wall time</th>
+<th>Headline metrics</th><th>Verdict</th><th>Report</th></tr></thead>
+<tbody>
+{body}
+</tbody></table></body></html>
+"""
+    return write_text_atomic(root / "index.html", page)

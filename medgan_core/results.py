@@ -1,0 +1,102 @@
+"""The one helper notebooks use to publish their numbers into ``metrics.json``.
+
+Notebooks never edit JSON by hand. They call::
+
+    from medgan_core import results
+    results.log_metrics(fid={"WBC": 12.3}, kid=...)          # any nested numbers
+    results.log_headline("balanced_accuracy", 0.81, ci=(0.78, 0.84), label="Balanced accuracy (real+gan)")
+    results.log_verdict(sentence_computed_from_the_numbers)
+
+Where the file goes: ``$MEDGAN_RUN_DIR/metrics.json`` when the ``medgan`` runner executes the
+notebook (it sets that variable), else ``./runs/<experiment>/metrics.json`` for plain papermill
+or interactive runs. Every call rewrites the file atomically, so a crash keeps what was logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from medgan_core.atomic import to_jsonable, write_json_atomic
+
+RUN_DIR_VAR = "MEDGAN_RUN_DIR"
+EXPERIMENT_VAR = "MEDGAN_EXPERIMENT"
+
+
+def metrics_path() -> Path:
+    """Where this run's ``metrics.json`` lives (see the module docstring)."""
+    run_dir = os.environ.get(RUN_DIR_VAR)
+    if run_dir:
+        return Path(run_dir) / "metrics.json"
+    return Path("runs") / os.environ.get(EXPERIMENT_VAR, "interactive") / "metrics.json"
+
+
+def load_metrics(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Read a ``metrics.json`` (empty structure if absent).
+
+    Args:
+        path: the file; default :func:`metrics_path`.
+    """
+    path = Path(path) if path else metrics_path()
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"metrics": {}, "headline": [], "verdict": None}
+
+
+def _merge(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def log_metrics(values: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Merge numbers into the ``metrics`` section (nested dicts are merged, not replaced).
+
+    Args:
+        values: a dict of metrics (may be nested).
+        **kwargs: more metrics by name.
+
+    Returns:
+        The whole metrics file content after the update.
+    """
+    data = load_metrics()
+    _merge(data.setdefault("metrics", {}), to_jsonable({**(values or {}), **kwargs}))
+    write_json_atomic(metrics_path(), data)
+    return data
+
+
+def log_headline(name: str, value: float, ci: tuple[float, float] | None = None,
+                 label: str | None = None, higher_is_better: bool | None = None) -> dict[str, Any]:
+    """Record one headline number, shown on the index page (replaces one of the same name).
+
+    Args:
+        name: machine name, e.g. ``"balanced_accuracy_best_gan"``.
+        value: the number.
+        ci: its 95% confidence interval ``(low, high)``, if any.
+        label: a human label for the index page.
+        higher_is_better: direction, for readers.
+    """
+    data = load_metrics()
+    entry = to_jsonable({"name": name, "value": value, "ci": list(ci) if ci is not None else None,
+                         "label": label or name, "higher_is_better": higher_is_better})
+    data["headline"] = [h for h in data.get("headline", []) if h.get("name") != name] + [entry]
+    write_json_atomic(metrics_path(), data)
+    return data
+
+
+def log_verdict(sentence: str) -> dict[str, Any]:
+    """Record the report's verdict sentence (it must be computed from the numbers of this run).
+
+    Args:
+        sentence: the generated verdict.
+    """
+    if not isinstance(sentence, str) or not sentence.strip():
+        raise ValueError("log_verdict needs a non-empty sentence computed from this run's numbers.")
+    data = load_metrics()
+    data["verdict"] = sentence.strip()
+    write_json_atomic(metrics_path(), data)
+    return data

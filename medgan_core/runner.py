@@ -1,0 +1,355 @@
+"""The ``medgan`` runner: execute experiment notebooks with papermill and publish reports.
+
+Contract (STUDY.md section 2): parameters come from the notebook's ``parameters`` cell,
+overridden by ``params/EXP/PROFILE.yaml``, overridden by ``-p name=value``; names and types are
+checked before anything runs. Each run writes ``reports/EXP/PROFILE/`` with the executed
+notebook, ``EXP.html`` (full) and ``EXP.reader.html`` (no code), ``metrics.json`` (written by
+the notebook through :mod:`medgan_core.results`), ``params.json`` and ``run.json``; all
+atomically. A failing notebook is saved with papermill's error banner, rendered anyway and
+marked failed; a batch goes on and reports failure at the end. ``reports/index.html`` is
+rebuilt after every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from medgan_core.atomic import write_json_atomic, write_text_atomic
+from medgan_core.params import ParameterError, load_params_file, parse_override, read_parameters
+from medgan_core.results import EXPERIMENT_VAR, RUN_DIR_VAR
+
+PROFILES = ("smoke", "cpu", "gpu")
+PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "torchmetrics", "matplotlib",
+            "seaborn", "pydicom", "papermill", "nbconvert", "latex2mathml")
+
+
+@dataclass
+class Experiment:
+    """One experiment notebook and what is known about it.
+
+    Args:
+        name: the notebook's stem, e.g. ``"00_data_tour"``.
+        notebook: path of the notebook.
+        title: from the notebook metadata (``metadata.medgan.title``) or the name.
+        profiles: profiles with a params file.
+        expected_minutes: expected wall time per profile on 2 CPU cores.
+        data_folders: data folders the notebook reads.
+    """
+
+    name: str
+    notebook: Path
+    title: str
+    profiles: list[str]
+    expected_minutes: dict[str, float] = field(default_factory=dict)
+    data_folders: list[str] = field(default_factory=list)
+
+
+def repo_root() -> Path:
+    """The study's root folder: ``$MEDGAN_ROOT``, else the nearest parent of the current folder
+    holding ``notebooks/`` and ``params/``, else the folder above the installed package."""
+    if os.environ.get("MEDGAN_ROOT"):
+        return Path(os.environ["MEDGAN_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "notebooks").is_dir() and (folder / "params").is_dir():
+            return folder
+    return Path(__file__).resolve().parent.parent
+
+
+def list_experiments(root: Path | None = None) -> list[Experiment]:
+    """Every ``notebooks/*.ipynb`` of the study, sorted by name.
+
+    Args:
+        root: the study root (default :func:`repo_root`).
+    """
+    root = root or repo_root()
+    experiments = []
+    for nb_path in sorted((root / "notebooks").glob("*.ipynb")):
+        meta = nbformat.read(str(nb_path), as_version=4).metadata.get("medgan", {})
+        params_dir = root / "params" / nb_path.stem
+        profiles = [p for p in PROFILES if (params_dir / f"{p}.yaml").is_file()]
+        experiments.append(Experiment(nb_path.stem, nb_path, meta.get("title", nb_path.stem), profiles,
+                                      dict(meta.get("expected_minutes", {})), list(meta.get("data_folders", []))))
+    return experiments
+
+
+def get_experiments(names: list[str], root: Path | None = None) -> list[Experiment]:
+    """Look up experiments by name (``all`` for every one); unknown names list the valid ones.
+
+    Args:
+        names: experiment names or ``["all"]``.
+        root: the study root.
+    """
+    available = list_experiments(root)
+    if names == ["all"] or "all" in names:
+        return available
+    by_name = {e.name: e for e in available}
+    # Allow a unique prefix such as "00" for "00_data_tour".
+    chosen = []
+    for name in names:
+        matches = [e for n, e in by_name.items() if n == name] or [e for n, e in by_name.items() if n.startswith(name)]
+        if len(matches) != 1:
+            valid = ", ".join(by_name) or "(none: no notebooks/*.ipynb)"
+            raise ParameterError(f"Unknown experiment {name!r}. Valid experiments: {valid}, or 'all'.")
+        chosen.append(matches[0])
+    return chosen
+
+
+def resolve_parameters(exp: Experiment, profile: str, overrides: list[str], root: Path,
+                       data_dir: str | None = None) -> dict[str, Any]:
+    """Defaults, then ``params/EXP/PROFILE.yaml``, then ``-p`` overrides; all checked.
+
+    Only the values that differ from the notebook's defaults are returned (what papermill
+    injects), plus ``profile`` and ``data_dir`` when the notebook declares them.
+
+    Args:
+        exp: the experiment.
+        profile: ``smoke``, ``cpu`` or ``gpu``.
+        overrides: ``name=value`` strings.
+        root: the study root.
+        data_dir: the ``--data-dir`` option, if given.
+    """
+    if profile not in PROFILES:
+        raise ParameterError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    params = read_parameters(exp.notebook)
+    resolved: dict[str, Any] = {}
+    params_file = root / "params" / exp.name / f"{profile}.yaml"
+    if params_file.is_file():
+        resolved.update(load_params_file(params_file, params))
+    elif profile != "cpu":
+        raise ParameterError(f"{exp.name} has no {profile} profile: {params_file} is missing.")
+    for text in overrides:
+        name, value = parse_override(text, params)
+        resolved[name] = value
+    if "profile" in params:
+        resolved["profile"] = profile
+    if data_dir is not None and "data_dir" in params:
+        resolved["data_dir"] = str(Path(data_dir).resolve())
+    return resolved
+
+
+def git_commit(root: Path) -> str:
+    """The current commit (with ``+dirty`` when tracked files outside ``reports/`` changed)."""
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)reports"], capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape the numbers."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def device_description() -> str:
+    """The compute device: the GPU's name if torch sees one, else the CPU and its core count."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+class PeakMemory:
+    """Samples the resident memory of this process's children (the kernel) in a thread."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak_bytes = 0
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for child in self._proc.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except Exception:  # the child ended between listing and reading
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the kernel (it inherits ours), restoring them afterwards."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def reproduce_command(exp: Experiment, profile: str, overrides: list[str], data_dir: str | None) -> str:
+    """The shell command that reproduces a run."""
+    parts = ["medgan", "run", exp.name, "--profile", profile]
+    for text in overrides:
+        parts += ["-p", text]
+    if data_dir:
+        parts += ["--data-dir", data_dir]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = None, *,
+                   data_dir: str | None = None, out_root: Path | None = None, root: Path | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Execute one experiment at one profile and publish its report folder.
+
+    Args:
+        exp: the experiment.
+        profile: ``smoke``, ``cpu`` or ``gpu``.
+        overrides: ``name=value`` strings (already validated by the caller or validated here).
+        data_dir: the data folder (else ``$MEDGAN_DATA``, else ``./data``).
+        out_root: the reports folder (default ``<root>/reports``).
+        root: the study root.
+        progress: show papermill's cell progress bar.
+
+    Returns:
+        The ``run.json`` content.
+    """
+    import papermill as pm
+
+    from medgan_core.report.html import render_report
+    from medgan_core.report.index import build_index
+
+    overrides = overrides or []
+    root = root or repo_root()
+    out_root = Path(out_root) if out_root else root / "reports"
+    params = resolve_parameters(exp, profile, overrides, root, data_dir)
+    out_dir = out_root / exp.name / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").unlink(missing_ok=True)  # a stale file must never pass for this run's numbers
+    write_json_atomic(out_dir / "params.json", params)
+
+    env = {RUN_DIR_VAR: str(out_dir.resolve()), EXPERIMENT_VAR: exp.name, "MEDGAN_PROFILE": profile,
+           "MEDGAN_ROOT": str(root.resolve())}
+    if data_dir:
+        env["MEDGAN_DATA"] = str(Path(data_dir).resolve())
+    partial = out_dir / f".{exp.name}.partial.ipynb"
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.perf_counter()
+    status, error = "ok", None
+    with _environment(env), PeakMemory() as memory:
+        try:
+            pm.execute_notebook(str(exp.notebook), str(partial), parameters=params, kernel_name="python3",
+                                progress_bar=progress, cwd=str(root), log_output=False)
+        except pm.PapermillExecutionError as err:
+            status, error = "failed", f"{err.ename}: {err.evalue}"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "KeyboardInterrupt"
+        except Exception as err:  # kernel death, missing kernel...: still publish what we have
+            status, error = "failed", f"{type(err).__name__}: {err}"
+    wall = time.perf_counter() - t0
+    ended = dt.datetime.now(dt.timezone.utc)
+
+    executed = out_dir / f"{exp.name}.ipynb"
+    if partial.is_file():
+        os.replace(partial, executed)
+    if not (out_dir / "metrics.json").is_file():
+        write_json_atomic(out_dir / "metrics.json", {"metrics": {}, "headline": [], "verdict": None,
+                                                     "note": "the notebook logged no metrics"})
+    rel = os.path.relpath
+    record = {
+        "experiment": exp.name, "title": exp.title, "profile": profile, "status": status, "error": error,
+        "start": started.isoformat(timespec="seconds"), "end": ended.isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 2), "peak_memory_mb": round(memory.peak_bytes / 2**20, 1),
+        "git_commit": git_commit(root), "packages": package_versions(), "device": device_description(),
+        "command": reproduce_command(exp, profile, overrides, data_dir), "overrides": overrides,
+        "data_folders": exp.data_folders,
+        "notebook": rel(exp.notebook, out_dir), "params_file": rel(root / "params" / exp.name / f"{profile}.yaml", out_dir),
+    }
+    if executed.is_file():
+        header = {"title": exp.title, "experiment": exp.name, "profile": profile, "status": status,
+                  "date": started.strftime("%Y-%m-%d %H:%M UTC"), "data_folders": exp.data_folders,
+                  "wall_seconds": wall, "peak_memory_mb": record["peak_memory_mb"], "device": record["device"],
+                  "commit": record["git_commit"], "command": record["command"],
+                  "notebook_link": record["notebook"], "params_link": record["params_file"]}
+        full, reader = f"{exp.name}.html", f"{exp.name}.reader.html"
+        write_text_atomic(out_dir / full, render_report(executed, header=header, other_version=reader))
+        write_text_atomic(out_dir / reader, render_report(executed, reader=True, header=header, other_version=full))
+    write_json_atomic(out_dir / "run.json", record)
+    build_index(out_root)
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return record
+
+
+def run_batch(names: list[str], profile: str, overrides: list[str] | None = None, *, data_dir: str | None = None,
+              out_root: Path | None = None, root: Path | None = None, progress: bool = True) -> int:
+    """Run several experiments; every one is validated first, failures do not stop the batch.
+
+    Returns:
+        The exit code: 0 if every run succeeded, 1 otherwise.
+    """
+    root = root or repo_root()
+    experiments = get_experiments(names, root)
+    for exp in experiments:  # validate all before running any
+        resolve_parameters(exp, profile, overrides or [], root, data_dir)
+    failed = []
+    for exp in experiments:
+        print(f"[medgan] {exp.name} ({profile}) ...", file=sys.stderr, flush=True)
+        record = run_experiment(exp, profile, overrides, data_dir=data_dir, out_root=out_root, root=root,
+                                progress=progress)
+        where = Path(out_root or root / "reports") / exp.name / profile
+        print(f"[medgan] {exp.name}: {record['status']} in {record['wall_seconds']:.0f} s -> {where}/",
+              file=sys.stderr, flush=True)
+        if record["status"] != "ok":
+            print(f"[medgan]   {record['error']}", file=sys.stderr)
+            failed.append(exp.name)
+    if failed:
+        print(f"[medgan] failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def load_run(folder: Path) -> dict[str, Any]:
+    """Read ``run.json`` and ``metrics.json`` of one report folder."""
+    run = json.loads((folder / "run.json").read_text())
+    metrics_file = folder / "metrics.json"
+    run["metrics_file"] = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return run

@@ -1,0 +1,30 @@
+"""Shared test set-up: headless matplotlib, the real data folder when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_data_dir() -> Path | None:
+    """The real data folder (``$MEDGAN_DATA`` or ``../shared/data``), or ``None`` if absent."""
+    for candidate in (os.environ.get("MEDGAN_DATA"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir() and any(Path(candidate).iterdir()):
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The real data folder; the test is skipped with a reason when it is absent."""
+    path = real_data_dir()
+    if path is None:
+        pytest.skip("real data not found: set MEDGAN_DATA or place ../shared/data beside the clone")
+    return path
