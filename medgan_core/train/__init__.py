@@ -1,0 +1,29 @@
+"""The training core: seeding, device, checkpoint/resume, EMA, image pool, NaN guard, loop.
+
+One concept per module; this file only re-exports the public names, so a notebook writes
+``from medgan_core.train import seed_everything, train_loop``.
+
+- :mod:`.seeding`     ``seed_everything``, ``seed_worker``, ``dataloader_generator``
+- :mod:`.device`      ``select_device``, ``amp_context``, ``maybe_channels_last``
+- :mod:`.checkpoint`  ``save_checkpoint``, ``load_checkpoint``, ``latest_checkpoint`` (atomic, ``weights_only``)
+- :mod:`.ema`         ``EMA`` of generator weights
+- :mod:`.image_pool`  ``ImagePool``, CycleGAN's history of generated images
+- :mod:`.guard`       ``NonFiniteLossError``, ``check_finite``
+- :mod:`.loop`        ``adversarial_step``, ``train_loop``, ``step_batch_indices``
+"""
+
+from medgan_core.train.checkpoint import (CheckpointError, checkpoint_path, latest_checkpoint, load_checkpoint,
+                                          rng_state, save_checkpoint, set_rng_state)
+from medgan_core.train.device import amp_context, maybe_channels_last, select_device
+from medgan_core.train.ema import EMA
+from medgan_core.train.guard import NonFiniteLossError, check_finite
+from medgan_core.train.image_pool import ImagePool
+from medgan_core.train.loop import adversarial_step, step_batch_indices, train_loop
+from medgan_core.train.seeding import dataloader_generator, seed_everything, seed_worker
+
+__all__ = [
+    "CheckpointError", "EMA", "ImagePool", "NonFiniteLossError", "adversarial_step", "amp_context",
+    "check_finite", "checkpoint_path", "dataloader_generator", "latest_checkpoint", "load_checkpoint",
+    "maybe_channels_last", "rng_state", "save_checkpoint", "seed_everything", "seed_worker",
+    "select_device", "set_rng_state", "step_batch_indices", "train_loop",
+]

@@ -1,0 +1,185 @@
+"""Tests of medgan_core.losses: every loss against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medgan_core.losses import (D_LOSSES, G_LOSSES, cycle_consistency_l1, d_hinge, d_lsgan, d_minimax,
+                                d_nonsaturating, d_wasserstein, g_hinge, g_lsgan, g_minimax, g_nonsaturating,
+                                g_wasserstein, get_losses, gradient_penalty, identity_l1, masked_l1)
+
+
+def t(*values: float) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def sigmoid(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+# --- adversarial losses against hand-computed numbers ------------------------------------------
+
+def test_d_minimax_is_bce_on_logits():
+    # real logits [0, 2] should be called real, fake logits [0, -1] fake:
+    # -mean(log s(0), log s(2)) - mean(log(1 - s(0)), log(1 - s(-1)))
+    expected = (-(math.log(0.5) + math.log(sigmoid(2.0))) / 2
+                - (math.log(0.5) + math.log(1.0 - sigmoid(-1.0))) / 2)
+    assert d_minimax(t(0, 2), t(0, -1)).item() == pytest.approx(expected, rel=1e-12)
+    assert d_nonsaturating(t(0, 2), t(0, -1)).item() == pytest.approx(expected, rel=1e-12)
+    bce = (F.binary_cross_entropy_with_logits(t(0, 2), t(1, 1))
+           + F.binary_cross_entropy_with_logits(t(0, -1), t(0, 0)))
+    assert d_minimax(t(0, 2), t(0, -1)).item() == pytest.approx(bce.item(), rel=1e-12)
+
+
+def test_g_minimax_and_nonsaturating_values():
+    # minimax G minimises mean log(1 - s(D)); non-saturating G minimises -mean log s(D)
+    assert g_minimax(t(0, 2)).item() == pytest.approx((math.log(0.5) + math.log(1 - sigmoid(2.0))) / 2, rel=1e-12)
+    assert g_nonsaturating(t(0, 2)).item() == pytest.approx(-(math.log(0.5) + math.log(sigmoid(2.0))) / 2, rel=1e-12)
+
+
+def test_minimax_saturates_where_nonsaturating_does_not():
+    # a confident discriminator (logit -10 on a fake): minimax's gradient is -s(-10) ~ -4.5e-5,
+    # the non-saturating one is -(1 - s(-10)) ~ -1
+    logit = torch.tensor([-10.0], dtype=torch.float64, requires_grad=True)
+    (grad_mm,) = torch.autograd.grad(g_minimax(logit), logit)
+    (grad_ns,) = torch.autograd.grad(g_nonsaturating(logit), logit)
+    assert grad_mm.item() == pytest.approx(-sigmoid(-10.0), rel=1e-9)
+    assert grad_ns.item() == pytest.approx(-(1 - sigmoid(-10.0)), rel=1e-9)
+
+
+def test_lsgan_values():
+    # D: 0.5 * mean((1-1)^2, (3-1)^2) + 0.5 * mean(0^2, 2^2) = 0.5 * 2 + 0.5 * 2 = 2
+    assert d_lsgan(t(1, 3), t(0, 2)).item() == pytest.approx(2.0)
+    # G: 0.5 * mean((0-1)^2, (2-1)^2) = 0.5
+    assert g_lsgan(t(0, 2)).item() == pytest.approx(0.5)
+
+
+def test_hinge_values():
+    # D: mean(max(0, 1 - [2, 0.5, -1])) + mean(max(0, 1 + [-2, 0, 1])) = 2.5/3 + 3/3
+    assert d_hinge(t(2, 0.5, -1), t(-2, 0, 1)).item() == pytest.approx(2.5 / 3 + 1.0)
+    assert g_hinge(t(-2, 0, 1)).item() == pytest.approx(1.0 / 3)
+
+
+def test_wasserstein_values():
+    # D: mean(fake) - mean(real) = -1 - 2 = -3; G: -mean(fake) = 1
+    assert d_wasserstein(t(1, 3), t(0, -2)).item() == pytest.approx(-3.0)
+    assert g_wasserstein(t(0, -2)).item() == pytest.approx(1.0)
+
+
+def test_patch_outputs_are_averaged_over_every_element():
+    # a PatchGAN map `(B, 1, 2, 2)` counts as 4 outputs per image
+    d_fake = torch.tensor([[[[0.0, 2.0], [4.0, 6.0]]]])
+    assert g_wasserstein(d_fake).item() == pytest.approx(-3.0)
+
+
+@pytest.mark.parametrize("bad", [torch.tensor([1, 2]), torch.empty(0), [0.0, 1.0]])
+def test_losses_reject_non_float_scores(bad):
+    with pytest.raises(ValueError, match="d_fake must be a non-empty float tensor"):
+        g_hinge(bad)
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["minimax", "nonsaturating", "lsgan", "hinge", "wgan"])
+def test_registry_returns_the_pair(name):
+    d_fn, g_fn = get_losses(name)
+    assert d_fn is D_LOSSES[name] and g_fn is G_LOSSES[name]
+    assert d_fn(t(0.5), t(-0.5)).dim() == 0 and g_fn(t(-0.5)).dim() == 0
+
+
+def test_registry_rejects_unknown_names_with_the_valid_list():
+    assert set(D_LOSSES) == set(G_LOSSES) == {"minimax", "nonsaturating", "lsgan", "hinge", "wgan"}
+    with pytest.raises(ValueError, match=r"'wasserstein'.*\['hinge', 'lsgan', 'minimax', 'nonsaturating', 'wgan'\]"):
+        get_losses("wasserstein")
+
+
+# --- gradient penalty --------------------------------------------------------------------------
+
+class LinearCritic(torch.nn.Module):
+    """D(x) = w . flatten(x) (+ y if a condition is given): its gradient is w everywhere."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = torch.nn.Parameter(w.clone())
+
+    def forward(self, x, y=None):
+        out = x.flatten(1) @ self.w
+        return out if y is None else out + y
+
+
+def test_gradient_penalty_of_a_linear_critic_is_exact():
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0], dtype=torch.float64)  # ||w|| = 5
+    net_D = LinearCritic(w)
+    gen = torch.Generator().manual_seed(0)
+    x_real = torch.randn(6, 1, 2, 2, dtype=torch.float64, generator=gen)  # `(B, C, H, W)`
+    x_fake = torch.randn(6, 1, 2, 2, dtype=torch.float64, generator=gen)
+    gp = gradient_penalty(net_D, x_real, x_fake, generator=gen)
+    assert gp.item() == pytest.approx((5.0 - 1.0) ** 2, rel=1e-12)  # 16
+    assert gradient_penalty(net_D, x_real, x_fake, center=0.0).item() == pytest.approx(25.0, rel=1e-12)
+    # the penalty back-propagates into the critic: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    gp.backward()
+    assert torch.allclose(net_D.w.grad, 2 * (5.0 - 1.0) * w / 5.0)
+
+
+def test_gradient_penalty_passes_conditions_and_is_seeded():
+    class Bumpy(torch.nn.Module):
+        def forward(self, x, y):
+            return (x ** 3).flatten(1).sum(1) * y  # gradient depends on where x_hat falls
+
+    x_real, x_fake, y = torch.ones(4, 3), -torch.ones(4, 3), torch.tensor([1.0, 2.0, 3.0, 4.0])
+    gp_a = gradient_penalty(Bumpy(), x_real, x_fake, y, generator=torch.Generator().manual_seed(1))
+    gp_b = gradient_penalty(Bumpy(), x_real, x_fake, y, generator=torch.Generator().manual_seed(1))
+    gp_c = gradient_penalty(Bumpy(), x_real, x_fake, y, generator=torch.Generator().manual_seed(2))
+    assert gp_a.item() == gp_b.item() != gp_c.item()
+
+
+def test_gradient_penalty_checks_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        gradient_penalty(LinearCritic(torch.ones(4)), torch.zeros(2, 4), torch.zeros(3, 4))
+
+
+# --- reconstruction losses ---------------------------------------------------------------------
+
+def test_cycle_and_identity_l1():
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    x_rec = torch.tensor([[[[1.0, 1.0], [2.0, 0.0]]]])  # |x - x_rec| = [1, 0, 0, 3], mean 1
+    assert cycle_consistency_l1(x, x_rec).item() == pytest.approx(1.0)
+    assert identity_l1(x, x_rec).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        cycle_consistency_l1(x, x_rec[..., :1])
+
+
+def test_masked_l1_with_and_without_area():
+    x = torch.zeros(1, 1, 2, 2)
+    y = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])  # errors inside: 1 and 4, sum 5
+    assert masked_l1(x, y, mask, normalise_by_area=True).item() == pytest.approx(5 / 2)
+    assert masked_l1(x, y, mask, normalise_by_area=False).item() == pytest.approx(5 / 4)
+
+
+def test_masked_l1_broadcasts_a_one_channel_mask():
+    x = torch.zeros(1, 2, 2, 2)
+    y = torch.ones(1, 2, 2, 2) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)  # channel errors 1 and 3
+    mask = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])  # `(1, 1, 2, 2)`: top row, area 2 x 2 channels
+    # inside: 2 pixels x (1 + 3) = 8 over an area of 4 elements -> 2; over all 8 elements -> 1
+    assert masked_l1(x, y, mask).item() == pytest.approx(2.0)
+    assert masked_l1(x, y, mask, normalise_by_area=False).item() == pytest.approx(1.0)
+
+
+def test_masked_l1_empty_mask_is_zero_not_nan():
+    x = torch.randn(2, 1, 3, 3, requires_grad=True)
+    loss = masked_l1(x, torch.zeros(2, 1, 3, 3), torch.zeros(2, 1, 3, 3))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(x.grad).all()
+
+
+def test_masked_l1_rejects_bad_masks():
+    x = torch.zeros(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        masked_l1(x, x, torch.ones(1, 1, 3, 3))
+    with pytest.raises(ValueError, match="negative"):
+        masked_l1(x, x, -torch.ones(1, 1, 2, 2))
