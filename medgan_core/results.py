@@ -53,24 +53,21 @@ def _merge(into: dict, new: dict) -> None:
             into[key] = value
 
 
-def log_metrics(values: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+def log_metrics(values: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """Merge numbers into the ``metrics`` section (nested dicts are merged, not replaced).
 
     Args:
         values: a dict of metrics (may be nested).
         **kwargs: more metrics by name.
 
-    Returns:
-        The whole metrics file content after the update.
     """
     data = load_metrics()
     _merge(data.setdefault("metrics", {}), to_jsonable({**(values or {}), **kwargs}))
     write_json_atomic(metrics_path(), data)
-    return data
 
 
 def log_headline(name: str, value: float, ci: tuple[float, float] | None = None,
-                 label: str | None = None, higher_is_better: bool | None = None) -> dict[str, Any]:
+                 label: str | None = None, higher_is_better: bool | None = None) -> None:
     """Record one headline number, shown on the index page (replaces one of the same name).
 
     Args:
@@ -85,10 +82,9 @@ def log_headline(name: str, value: float, ci: tuple[float, float] | None = None,
                          "label": label or name, "higher_is_better": higher_is_better})
     data["headline"] = [h for h in data.get("headline", []) if h.get("name") != name] + [entry]
     write_json_atomic(metrics_path(), data)
-    return data
 
 
-def log_verdict(sentence: str) -> dict[str, Any]:
+def log_verdict(sentence: str) -> None:
     """Record the report's verdict sentence (it must be computed from the numbers of this run).
 
     Args:
@@ -99,4 +95,3 @@ def log_verdict(sentence: str) -> dict[str, Any]:
     data = load_metrics()
     data["verdict"] = sentence.strip()
     write_json_atomic(metrics_path(), data)
-    return data

@@ -28,3 +28,23 @@ def real_data() -> Path:
     if path is None:
         pytest.skip("real data not found: set MEDGAN_DATA or place ../shared/data beside the clone")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_reports(tmp_path_factory) -> Path:
+    """Every notebook run once at the smoke profile through the real runner (``medgan run all``).
+
+    Returns the reports folder; each experiment's test then reads its ``run.json``.
+    """
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("smoke-reports")
+    data = real_data_dir()
+    cmd = [sys.executable, "-m", "medgan_core.cli", "run", "all", "--profile", "smoke", "--out", str(out), "--no-progress"]
+    if data is not None:
+        cmd += ["--data-dir", str(data)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "MEDGAN_ROOT": str(REPO)})
+    (out / "runner.log").write_text(proc.stdout + "\n" + proc.stderr)
+    return out
