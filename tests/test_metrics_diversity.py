@@ -1,0 +1,108 @@
+"""MS-SSIM diversity (scales for small images, identical vs noise) and paired SSIM/PSNR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+from medgan_core.metrics.diversity import (
+    DEFAULT_BETAS,
+    images_to_unit_tensor,
+    max_ms_ssim_scales,
+    ms_ssim_betas,
+    ms_ssim_diversity,
+    paired_psnr,
+    paired_ssim,
+)
+
+
+def noise(n: int, size: int, channels: int | None = None, seed: int = 0) -> np.ndarray:
+    shape = (n, size, size) if channels is None else (n, size, size, channels)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def smooth_image(size: int) -> np.ndarray:
+    """One structured uint8 image `(size, size)`: a blurred blob pattern."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    return (127.5 + 120 * np.sin(6 * xx) * np.cos(4 * yy)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size, scales", [(10, 0), (11, 1), (21, 1), (22, 2), (28, 2), (43, 2), (44, 3),
+                                          (64, 3), (98, 3), (99, 4), (128, 4), (175, 4), (176, 5), (256, 5)])
+def test_max_scales_table_and_torchmetrics_accepts_it(size, scales):
+    assert max_ms_ssim_scales(size) == scales
+    if scales:
+        x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0))
+        multiscale_structural_similarity_index_measure(x, x, data_range=1.0, betas=ms_ssim_betas(scales))
+
+
+def test_betas_are_truncated_and_renormalised():
+    betas = ms_ssim_betas(3)
+    assert sum(betas) == pytest.approx(1.0)
+    assert betas[1] / betas[0] == pytest.approx(DEFAULT_BETAS[1] / DEFAULT_BETAS[0])
+    assert ms_ssim_betas(5) == pytest.approx(np.asarray(DEFAULT_BETAS) / sum(DEFAULT_BETAS))
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        ms_ssim_betas(6)
+
+
+def test_identical_images_have_ms_ssim_one_and_noise_much_lower():
+    same = np.repeat(smooth_image(64)[None], 6, axis=0)
+    res = ms_ssim_diversity(same, n_pairs=100, seed=0)
+    assert res["ms_ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert res["n_pairs"] == 15 and res["scales"] == 3 and res["upsampled_to"] is None  # all 6*5/2 pairs
+    diverse = ms_ssim_diversity(noise(12, 64), n_pairs=30, seed=0)
+    assert diverse["n_pairs"] == 30 and diverse["ms_ssim"] < 0.2
+    assert diverse["ci"][0] <= diverse["ms_ssim"] <= diverse["ci"][1]
+    assert diverse == ms_ssim_diversity(noise(12, 64), n_pairs=30, seed=0)
+
+
+def test_float_tensors_in_minus_one_one_give_the_same_value_as_uint8():
+    x_u8 = noise(6, 32, channels=3, seed=1)
+    x_float = torch.from_numpy(x_u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # `(N, 3, H, W)` in [-1, 1]
+    a = ms_ssim_diversity(x_u8, n_pairs=10, seed=2)
+    b = ms_ssim_diversity(x_float, n_pairs=10, seed=2)
+    assert a["ms_ssim"] == pytest.approx(b["ms_ssim"], abs=1e-5)
+
+
+def test_small_images_use_fewer_scales_or_upsample():
+    x = noise(5, 28)  # PneumoniaMNIST size
+    res = ms_ssim_diversity(x, n_pairs=10)
+    assert res["scales"] == 2 and res["betas"] == ms_ssim_betas(2) and res["image_size"] == (28, 28)
+    with pytest.raises(ValueError, match="upsample_to=44"):
+        ms_ssim_diversity(x, n_pairs=10, scales=3)
+    up = ms_ssim_diversity(x[:3], n_pairs=3, upsample_to=176)
+    assert up["scales"] == 5 and up["upsampled_to"] == 176 and up["image_size"] == (176, 176)
+    with pytest.raises(ValueError, match="smaller than the 11-px"):
+        ms_ssim_diversity(noise(3, 8), n_pairs=3)
+
+
+@pytest.mark.parametrize("images, message", [
+    (torch.full((2, 1, 32, 32), 2.0), r"\[-1, 1\]"),
+    (torch.zeros((2, 32, 32, 3)), "channels first"),
+    (np.zeros((2, 32, 32, 5), dtype=np.uint8), "C = 1 or 3"),
+    (np.zeros((2, 32, 32), dtype=np.int64), "dtype"),
+])
+def test_image_format_errors(images, message):
+    with pytest.raises(ValueError, match=message):
+        images_to_unit_tensor(images)
+
+
+def test_diversity_needs_two_images():
+    with pytest.raises(ValueError, match="at least 2 images"):
+        ms_ssim_diversity(noise(1, 32), n_pairs=5)
+
+
+def test_paired_ssim_and_psnr_hand_values():
+    a = np.zeros((3, 32, 32), dtype=np.uint8)
+    b = np.full((3, 32, 32), 51, dtype=np.uint8)  # 51 / 255 = 0.2 -> MSE 0.04 -> PSNR 10 log10(25)
+    psnr = paired_psnr(a, b)
+    assert psnr["per_pair"].shape == (3,)
+    assert psnr["mean"] == pytest.approx(10 * np.log10(25.0), rel=1e-5)
+    x = noise(4, 32, seed=3)
+    ssim = paired_ssim(x, x)
+    assert np.allclose(ssim["per_pair"], 1.0) and ssim["mean"] == pytest.approx(1.0)
+    assert paired_ssim(x, noise(4, 32, seed=4))["mean"] < 0.1
+    with pytest.raises(ValueError, match="same shape"):
+        paired_ssim(x, x[:2])

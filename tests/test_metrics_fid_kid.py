@@ -1,0 +1,242 @@
+"""FID against closed forms, KID against a double loop, the fidelity table, the domain-classifier score,
+and the optional Inception FID (skip path, bad files, call convention)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medgan_core.metrics.domain_score import domain_classifier_score
+from medgan_core.metrics.fid import fid_ci, fid_from_features, frechet_distance
+from medgan_core.metrics.fidelity import fidelity_by_class, fidelity_table
+from medgan_core.metrics.inception import SKIP_NOTE, inception_fid, load_inception
+from medgan_core.metrics.kid import kid_from_features, mmd2_unbiased
+
+
+# ---- FID ------------------------------------------------------------------------------------
+
+# (mu1, var1, mu2, var2) with diagonal covariances:
+# FID = ||mu1 - mu2||^2 + sum(s1 + s2 - 2 sqrt(s1 s2))
+DIAG_CASES = [
+    ([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]),  # identical: 0
+    ([0.0, 0.0], [1.0, 1.0], [3.0, 4.0], [1.0, 1.0]),  # shift only: 25
+    ([0.0], [1.0], [0.0], [4.0]),  # scale only: 1 + 4 - 4 = 1
+    ([1.0, -2.0, 0.5], [0.5, 2.0, 9.0], [0.0, 0.0, 0.0], [2.0, 0.5, 1.0]),
+]
+
+
+@pytest.mark.parametrize("mu1, var1, mu2, var2", DIAG_CASES)
+def test_frechet_distance_diagonal_closed_form(mu1, var1, mu2, var2):
+    mu1, var1, mu2, var2 = map(np.asarray, (mu1, var1, mu2, var2))
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(var1 + var2 - 2 * np.sqrt(var1 * var2))
+    got = frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2))
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_frechet_distance_hand_values():
+    assert frechet_distance([0.0, 0.0], np.eye(2), [3.0, 4.0], np.eye(2)) == pytest.approx(25.0)
+    assert frechet_distance([0.0], [[1.0]], [0.0], [[4.0]]) == pytest.approx(1.0)
+
+
+def test_frechet_distance_non_diagonal_2x2_closed_form():
+    # For 2x2 matrices with a product M of positive eigenvalues l1, l2:
+    # Tr sqrt(M) = sqrt(l1) + sqrt(l2) = sqrt(Tr M + 2 sqrt(det M)). The covariances do not commute.
+    s1 = np.array([[2.0, 0.8], [0.8, 1.0]])
+    s2 = np.array([[1.0, -0.3], [-0.3, 3.0]])
+    mu1, mu2 = np.array([0.5, -1.0]), np.array([0.0, 1.0])
+    m = s1 @ s2
+    tr_sqrt = np.sqrt(np.trace(m) + 2 * np.sqrt(np.linalg.det(m)))
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+
+
+def test_frechet_distance_commuting_rotated_covariances():
+    rng = np.random.default_rng(0)
+    # Same eigenvectors Q, eigenvalues a and b: Tr sqrt(s1 s2) = sum sqrt(a b).
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    a, b = np.array([1.0, 2.0, 3.0, 0.5, 4.0]), np.array([2.0, 0.1, 3.0, 5.0, 1.0])
+    s1, s2 = q @ np.diag(a) @ q.T, q @ np.diag(b) @ q.T
+    expected = np.sum(a + b - 2 * np.sqrt(a * b))
+    assert frechet_distance(np.zeros(5), s1, np.zeros(5), s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_shift_is_seen():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8))
+    assert fid_from_features(x, x) == pytest.approx(0.0, abs=1e-8)
+    # a shift by 2 in every one of 8 dims adds exactly 8 * 4 = 32 (covariances identical)
+    assert fid_from_features(x, x + 2.0) == pytest.approx(32.0, rel=1e-9)
+
+
+def test_fid_singular_covariance_fewer_rows_than_dims():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 20)), rng.normal(size=(6, 20))
+    fid = fid_from_features(x, y)
+    assert np.isfinite(fid) and fid > 0
+
+
+@pytest.mark.parametrize("a, b, message", [
+    (np.zeros((10, 3)), np.zeros((10, 4)), "feature columns"),
+    (np.zeros(10), np.zeros((10, 1)), "2-D array"),
+    (np.zeros((1, 3)), np.zeros((10, 3)), "at least 2"),
+    (np.full((10, 3), np.nan), np.zeros((10, 3)), "NaN"),
+])
+def test_fid_input_errors(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        fid_from_features(a, b)
+
+
+def test_frechet_distance_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="covariance"):
+        frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_fid_ci_brackets_the_true_distance_and_is_seeded():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(300, 4)) + 1.0  # true FID = 4
+    res = fid_ci(x, y, n_boot=50, seed=1)
+    assert res["ci_low"] <= 4.0 <= res["ci_high"]
+    assert res == fid_ci(x, y, n_boot=50, seed=1)
+
+
+# ---- KID ------------------------------------------------------------------------------------
+
+def kid_double_loop(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, written with plain loops."""
+    m, d = x.shape
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_double_loop_on_a_tiny_set():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 3)), rng.normal(size=(7, 3)) + 0.5
+    expected = kid_double_loop(x, y)
+    assert mmd2_unbiased(x, y) == pytest.approx(expected, rel=1e-12)
+    # one subset of the whole set is a permutation of it: the same value
+    res = kid_from_features(x, y, n_subsets=3, subset_size=100, seed=0)
+    assert res.subset_size == 7
+    assert res.mean == pytest.approx(expected, rel=1e-12)
+    assert res.std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_is_seeded_and_separates_shifted_sets():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 5)), rng.normal(size=(120, 5))
+    same = kid_from_features(x, y, n_subsets=20, subset_size=50, seed=3)
+    shifted = kid_from_features(x, y + 1.0, n_subsets=20, subset_size=50, seed=3)
+    assert same == kid_from_features(x, y, n_subsets=20, subset_size=50, seed=3)
+    assert abs(same.mean) < 0.05 < shifted.ci_low
+    assert same.ci_low <= same.mean <= same.ci_high
+    assert set(same.as_dict()) == {"mean", "std", "ci_low", "ci_high", "n_subsets", "subset_size"}
+
+
+def test_kid_input_errors():
+    with pytest.raises(ValueError, match="subset_size"):
+        kid_from_features(np.zeros((5, 2)), np.zeros((5, 2)), subset_size=1)
+    with pytest.raises(ValueError, match="feature columns"):
+        kid_from_features(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+# ---- fidelity table -------------------------------------------------------------------------
+
+def test_fidelity_table_reports_fake_and_reference_at_same_size():
+    rng = np.random.default_rng(0)
+    train, held = rng.normal(size=(150, 6)), rng.normal(size=(60, 6))
+    fake = rng.normal(size=(200, 6)) + 1.5
+    table = fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50)
+    assert list(table.index) == ["fake_vs_train", "heldout_vs_train"]
+    assert (table["n_eval"] == 60).all() and (table["n_train"] == 60).all()  # every set cut to 60
+    fake_row, ref_row = table.loc["fake_vs_train"], table.loc["heldout_vs_train"]
+    assert fake_row["fid"] > 5 * ref_row["fid"]
+    assert fake_row["kid_mean"] > ref_row["kid_ci_high"]
+    assert fake_row["precision"] < ref_row["precision"] and fake_row["coverage"] < ref_row["coverage"]
+    assert table.equals(fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50))
+    all_train = fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50, match_train=False)
+    assert (all_train["n_train"] == 150).all() and (all_train["n_eval"] == 60).all()
+    default = fidelity_table(train, held, fake, seed=0, kid_subsets=10)  # KID subsets: half of n_eval
+    assert (default["kid_subset_size"] == 30).all() and (default["kid_ci_low"] < default["kid_ci_high"]).all()
+
+
+def test_fidelity_by_class_skips_tiny_classes_with_a_note():
+    rng = np.random.default_rng(0)
+    train, y_train = rng.normal(size=(90, 4)), np.repeat([0, 1, 2], 30)
+    held, y_held = rng.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
+    fake, y_fake = rng.normal(size=(43, 4)), np.r_[np.repeat([0, 1], 20), [2, 2, 2]]
+    table = fidelity_by_class(train, y_train, held, y_held, fake, y_fake, kid_subsets=5, kid_subset_size=20)
+    assert list(table["class"]) == ["all", "all", "0", "0", "1", "1", "2", "2"]
+    skipped = table[table["class"] == "2"]
+    assert skipped["fid"].isna().all() and skipped["note"].str.contains("skipped").all()
+    assert table[table["class"] == "0"]["n_eval"].tolist() == [20, 20]
+
+
+# ---- domain-classifier score ----------------------------------------------------------------
+
+def test_domain_classifier_score_extremes():
+    k = 4
+    confident_varied = np.eye(k)[np.arange(48) % k]  # one-hot, each part of 12 balanced: score = k
+    assert domain_classifier_score(confident_varied, n_splits=4) == pytest.approx((4.0, 0.0))
+    # halves of 20 rows: 5/5/5/5 and 10/10/0/0 one-hot counts -> scores 4 and 2, mean 3, std 1
+    two_parts = np.eye(k)[np.r_[np.arange(20) % k, np.arange(20) % 2]]
+    assert domain_classifier_score(two_parts, n_splits=2) == pytest.approx((3.0, 1.0))
+    uniform = np.full((40, k), 1.0 / k)  # no confidence: score = 1
+    assert domain_classifier_score(uniform, n_splits=2) == pytest.approx((1.0, 0.0))
+    one_class = np.eye(k)[np.zeros(40, dtype=int)]  # confident but collapsed: score = 1
+    assert domain_classifier_score(one_class, n_splits=1)[0] == pytest.approx(1.0)
+
+
+def test_domain_classifier_score_rejects_logits():
+    with pytest.raises(ValueError, match="softmax"):
+        domain_classifier_score(np.array([[2.0, -1.0], [0.5, 0.5]]), n_splits=1)
+
+
+# ---- Inception FID (optional file) -----------------------------------------------------------
+
+IMAGES = np.zeros((2, 16, 16), dtype=np.uint8)
+
+
+def test_inception_fid_skips_without_weights(tmp_path):
+    assert inception_fid(IMAGES, IMAGES, None) == (None, SKIP_NOTE)
+    missing = tmp_path / "inception-2015-12-05.pt"
+    fid, note = inception_fid(IMAGES, IMAGES, missing)
+    assert fid is None and str(missing) in note and "inception-2015-12-05.pt" in note
+    with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt"):
+        inception_fid(IMAGES, IMAGES, missing, required=True)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_inception_fid_rejects_invalid_files(tmp_path):
+    garbage = tmp_path / "weights.pt"
+    garbage.write_bytes(b"not a torchscript archive")
+    with pytest.raises(ValueError, match="weights.pt is not a TorchScript file"):
+        inception_fid(IMAGES, IMAGES, garbage)
+
+    class NoFeatures(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    wrong = tmp_path / "wrong.pt"
+    torch.jit.script(NoFeatures()).save(str(wrong))
+    with pytest.raises(ValueError, match="return_features"):
+        load_inception(wrong)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_inception_fid_runs_a_torchscript_network_with_the_expected_call(tmp_path):
+    class MeanColour(torch.nn.Module):  # stands in for inception-2015-12-05.pt: uint8 in, features out
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            assert x.dtype == torch.uint8 and x.shape[1] == 3
+            return x.float().mean(dim=(2, 3))  # `(N, 3)`
+
+    path = tmp_path / "inception-2015-12-05.pt"
+    torch.jit.script(MeanColour()).save(str(path))
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (6, 16, 16), dtype=np.uint8)  # grayscale: repeated to 3 channels
+    fid, note = inception_fid(a, a, path, batch_size=4)
+    assert fid == pytest.approx(0.0, abs=1e-8) and "inception-2015-12-05.pt" in note
+    fid_shift, _ = inception_fid(a, a // 2, path)
+    assert fid_shift > 100.0
