@@ -36,7 +36,7 @@ import pandas as pd
 
 from medgan_core.data.dedup import drop_exact_duplicates, exact_duplicate_groups
 from medgan_core.data.errors import DataError, DataFileError, LabelMismatchError
-from medgan_core.data.files import load_npz, read_csv
+from medgan_core.data.files import select_npz_rows, load_npz, read_csv
 from medgan_core.data.paths import dataset_dir
 
 FOLDER = "covid19_radiography_128"
@@ -208,17 +208,7 @@ def load_images(index: pd.DataFrame | None = None, data_dir: str | os.PathLike |
     arrays, _ = _load_checked(data_dir)
     if index is None:
         index = load_index(data_dir)
-    if not {"index", "filename"} <= set(index.columns):
-        raise ValueError("index must come from load_index (it needs the columns 'index' and 'filename').")
-    pos = index["index"].to_numpy(dtype=np.int64)
-    n = len(arrays["images"])
-    if len(pos) and (pos.min() < 0 or pos.max() >= n):
-        raise LabelMismatchError(f"index rows point outside the {n} images of {NPZ_NAME}; rebuild it with load_index.")
-    bad = np.flatnonzero(arrays["filename"].astype(str)[pos] != index["filename"].to_numpy().astype(str))
-    if len(bad):
-        raise LabelMismatchError(f"index file names disagree with {NPZ_NAME} at rows {bad[:5].tolist()}; "
-                                 "the index belongs to another copy of the data, rebuild it with load_index.")
-    return arrays["images"][pos]
+    return select_npz_rows(arrays, index, NPZ_NAME)
 
 
 def verify(data_dir: str | os.PathLike | None = None) -> tuple[int, list[str]]:

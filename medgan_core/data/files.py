@@ -155,3 +155,29 @@ def verify_sha256sums(folder: Path, listing: str = "SHA256SUMS") -> tuple[int, l
         elif sha256_of(target) != expected:
             problems.append(f"{target}: sha256 mismatch (file changed or damaged; replace it)")
     return checked, problems
+
+
+def select_npz_rows(arrays: dict[str, np.ndarray], index: pd.DataFrame, npz_name: str) -> np.ndarray:
+    """The images of an npz dataset at the rows an index names, checked against its file names.
+
+    Used by the npz-based chest X-ray readers, whose ``load_index`` keeps the array position in
+    ``index`` and the source file name in ``filename``.
+
+    Args:
+        arrays: the npz content, with ``images`` and ``filename``.
+        index: a frame from the dataset's ``load_index`` (possibly filtered).
+        npz_name: the npz file's name, for messages.
+    """
+    from medgan_core.data.errors import LabelMismatchError
+
+    if not {"index", "filename"} <= set(index.columns):
+        raise ValueError("index must come from load_index (it needs the columns 'index' and 'filename').")
+    pos = index["index"].to_numpy(dtype=np.int64)
+    n = len(arrays["images"])
+    if len(pos) and (pos.min() < 0 or pos.max() >= n):
+        raise LabelMismatchError(f"index rows point outside the {n} images of {npz_name}; rebuild it with load_index.")
+    bad = np.flatnonzero(arrays["filename"].astype(str)[pos] != index["filename"].to_numpy().astype(str))
+    if len(bad):
+        raise LabelMismatchError(f"index file names disagree with {npz_name} at rows {bad[:5].tolist()}; "
+                                 "the index belongs to another copy of the data, rebuild it with load_index.")
+    return arrays["images"][pos]
