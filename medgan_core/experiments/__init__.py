@@ -1,0 +1,1 @@
+"""Helpers specific to one experiment each (training loops, study loops, report tables)."""

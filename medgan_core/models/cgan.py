@@ -1,0 +1,151 @@
+"""Conditional WGAN-GP (Gulrajani et al. 2017) with multiplicative label embeddings, as in the write-up.
+
+The class label ``y`` enters both networks through a learned embedding that is *multiplied*
+into a vector: into the latent in the generator, ``G(z ⊙ e_G(y))``, and into the flattened image
+features in the critic, ``D(x, y) = w^T (f(x) ⊙ e_D(y)) + b``. Objective (critic scores, no
+sigmoid; ``x_hat`` lies on a random line between a real and a generated image of the same class):
+
+    loss_D = E[D(G(z, y), y)] - E[D(x, y)] + lambda_gp E[(||grad_x_hat D(x_hat, y)||_2 - 1)^2]
+    loss_G = -E[D(G(z, y), y)]
+
+(:func:`medgan_core.losses.get_losses` ``("wgan")`` and :func:`~medgan_core.losses.gradient_penalty`,
+``lambda_gp = 10``). The critic has no batch norm (the penalty is per sample) and keeps PyTorch's
+default initialisation.
+
+Shapes: ``z`` `(B, nz)`, ``y`` `(B,)` int64 in ``0..K-1`` -> images `(B, C, S, S)` in [-1, 1];
+critic: `(B, C, S, S)`, `(B,)` -> scores `(B,)`. Built by name from :data:`MODELS` (``"cwgan_gp"``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from medgan_core.models.dcgan import ConvTrunk, Generator
+
+
+def _check_labels(y: Tensor, batch: int, num_classes: int) -> None:
+    """Labels must be int64 `(B,)` in ``0..K-1``."""
+    if y.ndim != 1 or y.shape[0] != batch or y.dtype != torch.long:
+        raise ValueError(f"labels must be an int64 tensor of shape ({batch},), got {y.dtype} {tuple(y.shape)}.")
+    if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
+
+
+class CondGenerator(nn.Module):
+    """Generator of the conditional WGAN-GP: ``G(z ⊙ e_G(y))`` with a DCGAN body.
+
+    Args:
+        num_classes: number of classes ``K``.
+        nz: latent size (also the embedding size).
+        image_size: output side ``S``.
+        channels: output channels.
+        width: DCGAN generator width.
+    """
+
+    def __init__(self, num_classes: int, nz: int = 64, image_size: int = 32, channels: int = 3,
+                 width: int = 32) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 for a conditional GAN, got {num_classes}.")
+        self.num_classes, self.nz, self.image_size, self.channels = num_classes, nz, image_size, channels
+        self.embed = nn.Embedding(num_classes, nz)
+        nn.init.normal_(self.embed.weight, 1.0, 0.1)  # near 1: starts close to the unconditional generator
+        self.body = Generator(nz, image_size, channels, width)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        """Images of the classes ``y``.
+
+        Args:
+            z: latents `(B, nz)`.
+            y: class labels `(B,)` int64.
+
+        Returns:
+            `(B, C, S, S)` in [-1, 1].
+        """
+        _check_labels(y, z.shape[0], self.num_classes)
+        return self.body(z * self.embed(y))  # `(B, nz)` -> `(B, C, S, S)`
+
+
+class CondCritic(nn.Module):
+    """Critic of the conditional WGAN-GP: ``w^T (f(x) ⊙ e_D(y)) + b``.
+
+    Args:
+        num_classes: number of classes ``K``.
+        image_size: input side ``S``.
+        channels: input channels.
+        width: trunk width (no normalisation).
+    """
+
+    def __init__(self, num_classes: int, image_size: int = 32, channels: int = 3, width: int = 32) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.trunk = ConvTrunk(image_size, channels, width, norm="none")
+        self.embed = nn.Embedding(num_classes, self.trunk.feature_dim)
+        self.head = nn.Linear(self.trunk.feature_dim, 1)
+        # PyTorch's default (Kaiming-uniform) initialisation, not DCGAN's N(0, 0.02): with tiny
+        # weights the input gradient is far below the penalty's target norm 1, and the critic
+        # spends its first few hundred steps only growing its weights (measured here: a 10x worse
+        # FID after 250 steps).
+        nn.init.normal_(self.embed.weight, 1.0, 0.1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Critic scores.
+
+        Args:
+            x: images `(B, C, S, S)` in [-1, 1].
+            y: class labels `(B,)` int64.
+
+        Returns:
+            `(B,)` scores (higher = more real for class ``y``).
+        """
+        _check_labels(y, x.shape[0], self.num_classes)
+        h = self.trunk(x).flatten(1)  # `(B, F)`
+        return self.head(h * self.embed(y)).flatten()
+
+
+def build_cwgan_gp(num_classes: int, nz: int = 64, image_size: int = 32, channels: int = 3, width_G: int = 32,
+                   width_D: int = 32) -> tuple[CondGenerator, CondCritic]:
+    """Build the conditional WGAN-GP pair ``(net_G, net_D)``.
+
+    Args:
+        num_classes: number of classes.
+        nz: latent size.
+        image_size: image side.
+        channels: image channels.
+        width_G: generator width.
+        width_D: critic width.
+    """
+    return (CondGenerator(num_classes, nz, image_size, channels, width_G),
+            CondCritic(num_classes, image_size, channels, width_D))
+
+
+MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"cwgan_gp": build_cwgan_gp}
+
+
+@torch.no_grad()
+def sample_class(net_G: CondGenerator, cls: int, n: int, seed: int, batch_size: int = 256) -> Tensor:
+    """``n`` images of class ``cls`` with latents drawn from ``seed`` (eval mode).
+
+    Args:
+        net_G: a :class:`CondGenerator`.
+        cls: the class index.
+        n: number of images.
+        seed: seed of the latents.
+        batch_size: images per forward pass.
+
+    Returns:
+        `(n, C, S, S)` in [-1, 1], on the CPU.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    z = torch.randn(n, net_G.nz, generator=gen)
+    y = torch.full((n,), int(cls), dtype=torch.long)
+    device = next(net_G.parameters()).device
+    was_training = net_G.training
+    net_G.eval()
+    out = [net_G(z[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).float().cpu()
+           for i in range(0, n, batch_size)]
+    net_G.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, net_G.channels, net_G.image_size, net_G.image_size)
