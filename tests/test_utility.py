@@ -9,6 +9,7 @@ import torch
 from scipy import stats
 
 from medgan_core.metrics.utility import (
+    select_arms,
     ALL_ARMS, ClassicAug, PairedTest, classification_metrics, paired_comparison, run_utility_study, summarise,
     verdict_sentence,
 )
@@ -212,7 +213,7 @@ def test_paired_comparison_and_verdict_by_hand():
     assert pt.outcome == "did not help" and pt.ci_low < 0  # 0.2 +- 0.248
     text = verdict_sentence(pt)
     assert text == ("Adding GAN images did not help: real+gan changed balanced accuracy by +0.200 "
-                    f"(95% CI {0.2 - half:+.3f} to {0.2 + half:+.3f}) versus the best non-GAN arm (real); "
+                    f"(95% CI {0.2 - half:+.3f} to {0.2 + half:+.3f}) versus the best non-GAN arm (real, arms chosen on validation); "
                     "the difference is not significant (paired t-test p = 0.074, Wilcoxon p = 0.25, 3 seeds).")
     helped = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, 0.03, 0.01, 0.05, 0.01, 0.06)
     hurt = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, -0.03, -0.05, -0.01, 0.01, 0.06)
@@ -221,3 +222,22 @@ def test_paired_comparison_and_verdict_by_hand():
     assert "says nothing about GAN images" in verdict_sentence(None)
     summary = summarise(table, ["balanced_accuracy"])
     assert summary.set_index("arm").loc["real+gan", "mean"] == pytest.approx(0.8)
+
+
+def test_best_arms_are_chosen_on_validation_not_test():
+    # Arm "real+gan[a]" wins on test but "real+gan[b]" wins on validation: selection must use validation.
+    table = pd.DataFrame({
+        "arm": ["real"] * 2 + ["real+oversample"] * 2 + ["real+gan[a]"] * 2 + ["real+gan[b]"] * 2,
+        "seed": [0, 1] * 4,
+        "balanced_accuracy": [0.70, 0.72, 0.90, 0.91, 0.95, 0.96, 0.60, 0.61],
+        "val_balanced_accuracy": [0.80, 0.81, 0.70, 0.71, 0.60, 0.61, 0.90, 0.91],
+    })
+    assert select_arms(table, ["real+gan[a]", "real+gan[b]"], ["real", "real+oversample"]) == ("real+gan[b]", "real")
+
+
+def test_summary_ci_stays_within_metric_range_and_no_negative_zero():
+    table = pd.DataFrame({"arm": ["real"] * 3, "seed": [0, 1, 2], "minority_recall": [0.0, 1.0, 1.0]})
+    row = summarise(table, ["minority_recall"]).iloc[0]
+    assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
+    tiny = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, -0.0001, -0.004, 0.004, 0.98, 0.9)
+    assert "by +0.000 " in verdict_sentence(tiny) and "-0.000" not in verdict_sentence(tiny)

@@ -21,9 +21,10 @@ same shuffling generator, so seeds pair the arms.
 
 Reported per arm and seed: balanced accuracy, macro one-vs-rest ROC AUC, the recall of the
 smallest training class, per-class F1 and, for binary tasks, the sensitivity at 90% specificity.
-The summary gives each arm's mean with a 95% t-interval over seeds. The best arm that adds GAN
-images to real ones is compared with the best arm without GAN images (by mean balanced
-accuracy) in a paired test over seeds (paired t-test and Wilcoxon signed-rank), and the verdict
+The summary gives each arm's mean with a 95% t-interval over seeds (clipped to [0, 1], the range
+of every metric here). The best arm that adds GAN images to real ones is compared with the best
+arm without GAN images in a paired test over seeds; "best" is chosen by mean *validation*
+balanced accuracy, never by a test score (model selection uses the validation split only) (paired t-test and Wilcoxon signed-rank), and the verdict
 sentence is generated from that comparison:
 
     d_s = m(gan arm, seed s) - m(best non-GAN arm, seed s),
@@ -305,6 +306,7 @@ def summarise(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
         for metric in metrics:
             values = grp[metric].dropna().to_numpy(dtype=float)
             mean, low, high, sd = _t_interval(values)
+            low, high = max(low, 0.0), min(high, 1.0)  # every metric here lives in [0, 1]
             rows.append({"arm": arm, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                          "std": sd, "n_seeds": len(values)})
     return pd.DataFrame(rows)
@@ -335,6 +337,26 @@ def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: 
     return PairedTest(metric, gan_arm, base_arm, len(diffs), mean, low, high, p_t, p_w, diffs.tolist())
 
 
+def select_arms(table: pd.DataFrame, gan_arms: Sequence[str], base_arms: Sequence[str],
+                by: str = "val_balanced_accuracy") -> tuple[str, str]:
+    """The best GAN arm and the best non-GAN arm, chosen on the validation split.
+
+    Args:
+        table: the per-run table (one row per arm and seed).
+        gan_arms: arms that add GAN images to real ones.
+        base_arms: arms without GAN images.
+        by: the column to rank arms by (its mean over seeds); a validation score.
+    """
+    means = table.groupby("arm")[by].mean()
+    return max(gan_arms, key=lambda a: means[a]), max(base_arms, key=lambda a: means[a])
+
+
+def _signed(x: float) -> str:
+    """``+0.031`` / ``-0.004``, and ``+0.000`` rather than ``-0.000`` for tiny negatives."""
+    text = f"{x:+.3f}"
+    return "+0.000" if text == "-0.000" else text
+
+
 def _fmt_p(p: float) -> str:
     """``p = 0.09`` / ``p < 0.001``."""
     if not np.isfinite(p):
@@ -360,11 +382,12 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
     name = test.metric.replace("_", " ")
     if test.n_seeds < 2:
         text = (f"With {test.n_seeds} seed no paired test is possible: {test.gan_arm} changed {name} by "
-                f"{test.mean_diff:+.3f} versus the best non-GAN arm ({test.base_arm}).")
+                f"{_signed(test.mean_diff)} versus the best non-GAN arm ({test.base_arm}).")
     else:
         text = (
-            f"Adding GAN images {test.outcome}: {test.gan_arm} changed {name} by {test.mean_diff:+.3f} "
-            f"(95% CI {test.ci_low:+.3f} to {test.ci_high:+.3f}) versus the best non-GAN arm ({test.base_arm}); "
+            f"Adding GAN images {test.outcome}: {test.gan_arm} changed {name} by {_signed(test.mean_diff)} "
+            f"(95% CI {_signed(test.ci_low)} to {_signed(test.ci_high)}) versus the best non-GAN arm ({test.base_arm}, "
+            f"arms chosen on validation); "
             f"the difference is {'significant' if test.significant else 'not significant'} "
             f"(paired t-test {_fmt_p(test.t_pvalue)}, Wilcoxon {_fmt_p(test.wilcoxon_pvalue)}, {test.n_seeds} seeds)."
         )
@@ -583,13 +606,11 @@ def run_utility_study(
 
     table = pd.DataFrame(rows)
     summary = summarise(table, metric_names)
-    means = summary[summary.metric == metric].set_index("arm")["mean"]
     gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS]
     base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS]
     paired = None
     if gan_arms and base_arms:
-        best_gan = max(gan_arms, key=lambda a: means[a])
-        best_base = max(base_arms, key=lambda a: means[a])
+        best_gan, best_base = select_arms(table, gan_arms, base_arms)
         paired = paired_comparison(table, best_gan, best_base, metric)
     n_synthetic = {
         "real+gan": {class_names[c]: int(n_add[c]) for c in range(k)},
