@@ -1,0 +1,479 @@
+"""SQ-AGGAN: sequential, attribute-guided nodule reconstruction and injection on CT slices.
+
+The generator ``G`` is a U-Net over a short sequence of ``T`` neighbouring slices (encoder: 3 x
+[two 3x3 convolutions, one 2x2 max-pool]; decoder: 3 x [one up-sampling, two 3x3 convolutions])
+with a bidirectional ConvLSTM (:class:`~medgan_core.models.convlstm.BiConvLSTM`) at the end of
+the encoder and at the end of the decoder, so neighbouring output slices stay consistent. Each
+slice's input is its image, the nodule mask ``M_n`` (where the nodule is to be) and the nodule
+features ``f`` broadcast to maps. It does two jobs:
+
+- reconstruction ``G(x')``: re-draw the nodule into ``x'`` (``x`` with the nodule region erased)
+  with the requested features ``f``, leaving the surroundings unchanged;
+- injection ``G(y)``: draw a nodule of mask ``M_n`` and features ``f`` into a nodule-free
+  background sequence ``y``.
+
+The discriminator ``D`` is a 4-layer CNN on the *middle* slice and a mask channel with three
+heads: a WGAN-GP critic score, the nodule features (``C_F``, regression) and nodule presence at
+the masked place (``C_YN``, a logit). It sees the pair ``(G(x'), x)`` with the nodule mask and
+the pair ``(G(y), y)`` restricted to the background ``M_bg = 1 - M_n`` (both images multiplied by
+``M_bg``), so ``L_adv,B`` judges whether injection kept a realistic background. Objective
+(``_m`` = middle slice, ``E`` = batch mean, ``s`` = sigmoid):
+
+    L_adv,F = E[D(G(x')_m)] - E[D(x_m)] + l_gp GP        (critic on the reconstruction pair)
+    L_adv,B = E[D(M_bg G(y)_m)] - E[D(M_bg y_m)] + l_gp GP  (critic on the injection pair's background)
+    L_D,f   = ||C_F(x_m) - f||^2 + ||C_F(G(x')_m) - f||^2 + ||C_F(G(y)_m) - f||^2   (mean squared)
+    L_D,e   = BCE(C_YN(x_m), 1) + BCE(C_YN(G(x')_m), 1) + BCE(C_YN(G(y)_m), 1) + BCE(C_YN(y_m), 0)
+    L_D     = L_adv,F + L_adv,B + l_f L_D,f + l_yn L_D,e
+    L_G,F   = (N_total / N_n) (||M_n G(x') - M_n x||_1 + ||M_n G(y) - M_n x||_1)
+    L_G,B   = ||M_bg G(x') - M_bg x||_1 + ||M_bg G(y) - M_bg y||_1
+    L_G     = -E[D(G(x')_m)] - E[D(M_bg G(y)_m)] + l_f L_G,f + l_yn L_G,e + l_GF L_G,F + l_GB L_G,B
+
+with ``L_G,f``, ``L_G,e`` the generated-image terms of ``L_D,f``, ``L_D,e`` and ``||.||_1`` the
+mean absolute value over all ``N_total`` elements (``N_n`` of them inside the nodule), over every
+slice of the sequence. The loss terms are pure functions below; :func:`train_step` wires them.
+
+Shapes: sequences `(B, T, 1, H, W)` in [-1, 1], masks `(B, T, 1, H, W)` in {0, 1}, features
+`(B, F)` in [0, 1]; ``H, W`` divisible by 8 (generator) and >= 16 (discriminator). Outputs:
+``G`` -> `(B, T, 1, H, W)` (tanh); ``D(image, mask)`` with `(B, 1, H, W)` each ->
+``(critic (B,), features (B, F), presence logit (B,))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from medgan_core.losses import d_wasserstein, g_wasserstein, gradient_penalty, masked_l1
+from medgan_core.models.convlstm import BiConvLSTM
+from medgan_core.train.device import amp_context
+from medgan_core.train.guard import check_finite
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    """Two (3x3 conv, instance norm, LeakyReLU) layers: the U-Net's unit, applied per slice."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1), nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+class _PerSlice(nn.Module):
+    """Apply a 2D module to every slice of a `(B, T, C, H, W)` sequence (the ablation's stand-in)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run the module on each slice.
+
+        Args:
+            x: `(B, T, C, H, W)`.
+        """
+        b, t = x.shape[:2]
+        return self.module(x.flatten(0, 1)).unflatten(0, (b, t))
+
+
+class SQAGGANGenerator(nn.Module):
+    """U-Net over slice sequences with Bi-ConvLSTMs after the encoder and after the decoder.
+
+    Args:
+        num_features: length of the feature vector ``f`` (e.g. 2: malignancy, spiculation).
+        base_width: channels of the first level (then 2x, 4x; the bottleneck LSTM has 8x).
+        bilstm: use the two Bi-ConvLSTMs; ``False`` (the ablation) puts per-slice 3x3 conv
+            blocks of the same widths in their place, so no information crosses slices.
+        grad_checkpoint: recompute each U-Net block and each Bi-ConvLSTM in the backward pass
+            (saves activation memory for about one extra forward pass of compute).
+    """
+
+    def __init__(self, num_features: int, base_width: int = 64, bilstm: bool = True,
+                 grad_checkpoint: bool = False) -> None:
+        super().__init__()
+        if num_features < 0 or base_width < 1:
+            raise ValueError(f"num_features must be >= 0 and base_width >= 1; got {num_features}, {base_width}.")
+        self.num_features, self.bilstm, self.grad_checkpoint = num_features, bilstm, grad_checkpoint
+        w = [base_width, 2 * base_width, 4 * base_width]
+        self.enc = nn.ModuleList([_double_conv(2 + num_features, w[0]), _double_conv(w[0], w[1]),
+                                  _double_conv(w[1], w[2])])
+        bottleneck = 8 * base_width
+        self.mid = BiConvLSTM(w[2], bottleneck) if bilstm else _PerSlice(_double_conv(w[2], bottleneck))
+        ups_in = [bottleneck, w[2], w[1]]
+        self.up = nn.ModuleList([nn.ConvTranspose2d(c, c // 2, 2, stride=2) for c in ups_in])
+        self.dec = nn.ModuleList([_double_conv(w[2] * 2, w[2]), _double_conv(w[1] * 2, w[1]),
+                                  _double_conv(w[0] * 2, w[0])])
+        self.end = BiConvLSTM(w[0], w[0]) if bilstm else _PerSlice(_double_conv(w[0], w[0]))
+        self.out = nn.Conv2d(w[0], 1, 1)
+
+    def _run(self, block: nn.Module, x: Tensor) -> Tensor:
+        """Apply ``block``, with gradient checkpointing when asked for and training."""
+        if self.grad_checkpoint and self.training and x.requires_grad:
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
+
+    def forward(self, x_in: Tensor, mask: Tensor, f: Tensor) -> Tensor:
+        """Generate a sequence.
+
+        Args:
+            x_in: `(B, T, 1, H, W)`: ``x'`` (reconstruction) or ``y`` (injection), in [-1, 1].
+            mask: `(B, T, 1, H, W)` nodule mask ``M_n`` in {0, 1}.
+            f: `(B, F)` nodule features in [0, 1].
+
+        Returns:
+            `(B, T, 1, H, W)` in [-1, 1].
+        """
+        if x_in.dim() != 5 or x_in.shape[2] != 1 or mask.shape != x_in.shape:
+            raise ValueError(f"x_in and mask must both be (B, T, 1, H, W); got {tuple(x_in.shape)} and "
+                             f"{tuple(mask.shape)}.")
+        b, t, _, hh, ww = x_in.shape
+        if hh % 8 or ww % 8:
+            raise ValueError(f"H and W must be divisible by 8 (three poolings); got {hh}x{ww}. Change the crop size.")
+        if f.shape != (b, self.num_features):
+            raise ValueError(f"f must be (B, {self.num_features}) = ({b}, {self.num_features}); got {tuple(f.shape)}.")
+        f_map = f[:, None, :, None, None].expand(b, t, self.num_features, hh, ww)
+        h = torch.cat([x_in, mask.to(x_in.dtype), f_map.to(x_in.dtype)], dim=2).flatten(0, 1)  # `(B T, 2+F, H, W)`
+        skips = []
+        for block in self.enc:
+            h = self._run(block, h)
+            skips.append(h)
+            h = F.max_pool2d(h, 2)
+        h = self._run(self.mid, h.unflatten(0, (b, t))).flatten(0, 1)  # `(B T, 8 w, H/8, W/8)`
+        for up, block, skip in zip(self.up, self.dec, reversed(skips)):
+            h = self._run(block, torch.cat([up(h), skip], dim=1))
+        h = self._run(self.end, h.unflatten(0, (b, t)))  # `(B, T, w, H, W)`
+        return torch.tanh(self.out(h.flatten(0, 1))).unflatten(0, (b, t))
+
+
+class SQAGGANDiscriminator(nn.Module):
+    """Four stride-2 convolutions, global average pooling, and three linear heads.
+
+    No normalisation layers (a WGAN-GP critic must not mix samples of a batch).
+
+    Args:
+        num_features: length of ``f`` predicted by ``C_F``.
+        base_width: channels of the first layer (then 2x, 4x, 8x).
+    """
+
+    def __init__(self, num_features: int, base_width: int = 64) -> None:
+        super().__init__()
+        w = [base_width, 2 * base_width, 4 * base_width, 8 * base_width]
+        layers: list[nn.Module] = []
+        c_in = 2
+        for c in w:
+            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        self.body = nn.Sequential(*layers)
+        self.critic = nn.Linear(w[-1], 1)
+        self.features = nn.Linear(w[-1], num_features)
+        self.presence = nn.Linear(w[-1], 1)
+
+    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Score a middle slice.
+
+        Args:
+            image: `(B, 1, H, W)` in [-1, 1].
+            mask: `(B, 1, H, W)` the mask channel (nodule mask).
+
+        Returns:
+            ``(critic (B,), features (B, F), presence logit (B,))``.
+        """
+        if image.dim() != 4 or image.shape[1] != 1 or mask.shape != image.shape:
+            raise ValueError(f"image and mask must both be (B, 1, H, W); got {tuple(image.shape)}, "
+                             f"{tuple(mask.shape)}.")
+        if min(image.shape[-2:]) < 16:
+            raise ValueError(f"the discriminator needs slices of at least 16 px; got {tuple(image.shape[-2:])}.")
+        h = self.body(torch.cat([image, mask.to(image.dtype)], dim=1)).mean(dim=(2, 3))  # `(B, 8 w)`
+        return self.critic(h).squeeze(1), self.features(h), self.presence(h).squeeze(1)
+
+
+# --- registry -------------------------------------------------------------------------------
+
+GENERATORS = {"sqaggan": lambda **kw: SQAGGANGenerator(bilstm=True, **kw),
+              "sqaggan_no_lstm": lambda **kw: SQAGGANGenerator(bilstm=False, **kw)}
+
+
+def define_G(name: str, num_features: int, base_width: int, grad_checkpoint: bool = False) -> SQAGGANGenerator:
+    """Build a generator by its name in ``params/*.yaml``.
+
+    Args:
+        name: ``"sqaggan"`` (with the Bi-ConvLSTMs) or ``"sqaggan_no_lstm"`` (the ablation).
+        num_features: length of ``f``.
+        base_width: first-level channels.
+        grad_checkpoint: recompute blocks in the backward pass.
+    """
+    if name not in GENERATORS:
+        raise ValueError(f"Unknown generator {name!r}; valid names: {sorted(GENERATORS)}.")
+    return GENERATORS[name](num_features=num_features, base_width=base_width, grad_checkpoint=grad_checkpoint)
+
+
+def define_D(num_features: int, base_width: int) -> SQAGGANDiscriminator:
+    """Build the three-headed discriminator.
+
+    Args:
+        num_features: length of ``f``.
+        base_width: first-layer channels.
+    """
+    return SQAGGANDiscriminator(num_features, base_width)
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters.
+
+    Args:
+        net: the model.
+    """
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+# --- loss terms (pure functions) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Lambdas:
+    """Weights of the SQ-AGGAN objective (the write-up names them but gives no values).
+
+    Args:
+        gp: WGAN-GP gradient-penalty weight (10, Gulrajani et al.).
+        f: feature-classifier weight ``lambda_f``.
+        yn: presence-classifier weight ``lambda_yn``.
+        GF: nodule reconstruction L1 weight ``lambda_GF``.
+        GB: background L1 weight ``lambda_GB``.
+    """
+
+    gp: float = 10.0
+    f: float = 1.0
+    yn: float = 1.0
+    GF: float = 10.0
+    GB: float = 100.0
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in asdict(self).items() if not v >= 0}
+        if bad:
+            raise ValueError(f"loss weights must be >= 0; got {bad}.")
+
+
+def feature_term(f_hats: list[Tensor], f: Tensor) -> Tensor:
+    """Sum over the given inputs of the mean squared error between ``C_F`` outputs and ``f``.
+
+    ``sum_k mean((C_F(.)_k - f)^2)``: ``L_D,f`` with real, reconstructed and injected outputs,
+    ``L_G,f`` with the two generated ones.
+
+    Args:
+        f_hats: ``C_F`` outputs, each `(B, F)`.
+        f: the target features `(B, F)`.
+    """
+    for f_hat in f_hats:
+        if f_hat.shape != f.shape:
+            raise ValueError(f"C_F output {tuple(f_hat.shape)} and f {tuple(f.shape)} must have one shape.")
+    return sum(F.mse_loss(f_hat, f) for f_hat in f_hats)
+
+
+def presence_term(logits_present: list[Tensor], logits_absent: list[Tensor] = ()) -> Tensor:
+    """Sum of BCE-with-logits of ``C_YN``: target 1 for nodule-bearing inputs, 0 for backgrounds.
+
+    ``sum_k BCE(s(e_k), 1) + sum_j BCE(s(e_j), 0)`` with ``BCE`` the batch mean.
+
+    Args:
+        logits_present: presence logits of inputs that hold a nodule, each `(B,)`.
+        logits_absent: presence logits of nodule-free inputs, each `(B,)`.
+    """
+    terms = [F.binary_cross_entropy_with_logits(e, torch.ones_like(e)) for e in logits_present]
+    terms += [F.binary_cross_entropy_with_logits(e, torch.zeros_like(e)) for e in logits_absent]
+    if not terms:
+        raise ValueError("presence_term needs at least one logit tensor.")
+    return sum(terms)
+
+
+def nodule_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, m_n: Tensor) -> Tensor:
+    """``L_G,F = (N_total / N_n)(||M_n G(x') - M_n x||_1 + ||M_n G(y) - M_n x||_1)``.
+
+    ``||.||_1`` is the mean absolute value over all ``N_total`` elements, so each term is the
+    mean error per nodule pixel (:func:`medgan_core.losses.masked_l1` with area normalisation).
+
+    Args:
+        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
+        g_inj: ``G(y)``, same shape.
+        x: the real nodule sequence, same shape.
+        m_n: the nodule mask, same shape, in {0, 1}.
+    """
+    return masked_l1(g_rec, x, m_n) + masked_l1(g_inj, x, m_n)
+
+
+def background_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, y: Tensor, m_bg: Tensor) -> Tensor:
+    """``L_G,B = ||M_bg G(x') - M_bg x||_1 + ||M_bg G(y) - M_bg y||_1`` (means over all elements).
+
+    Zero when the outputs equal their inputs wherever ``m_bg`` is on.
+
+    Args:
+        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
+        g_inj: ``G(y)``, same shape.
+        x: the real nodule sequence, same shape.
+        y: the background sequence, same shape.
+        m_bg: the background mask ``1 - M_n``, same shape.
+    """
+    return masked_l1(g_rec, x, m_bg, normalise_by_area=False) + masked_l1(g_inj, y, m_bg, normalise_by_area=False)
+
+
+def d_sqaggan(c_x: Tensor, c_rec: Tensor, c_ybg: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor,
+              e_present: list[Tensor], e_absent: list[Tensor], gp_f: Tensor, gp_b: Tensor,
+              lam: Lambdas) -> dict[str, Tensor]:
+    """The discriminator objective ``L_D`` and its terms.
+
+    Args:
+        c_x: critic scores of ``x_m`` `(B,)`.
+        c_rec: critic scores of ``G(x')_m``.
+        c_ybg: critic scores of ``M_bg y_m``.
+        c_injbg: critic scores of ``M_bg G(y)_m``.
+        f_hats: ``C_F`` outputs on ``x_m``, ``G(x')_m``, ``G(y)_m``.
+        f: target features `(B, F)`.
+        e_present: ``C_YN`` logits on ``x_m``, ``G(x')_m``, ``G(y)_m``.
+        e_absent: ``C_YN`` logits on ``y_m``.
+        gp_f: gradient penalty of the reconstruction pair.
+        gp_b: gradient penalty of the injection (background) pair.
+        lam: the loss weights.
+
+    Returns:
+        ``{"loss_D", "adv_F", "adv_B", "D_f", "D_e"}`` (``adv_*`` include their penalties).
+    """
+    adv_f = d_wasserstein(c_x, c_rec) + lam.gp * gp_f
+    adv_b = d_wasserstein(c_ybg, c_injbg) + lam.gp * gp_b
+    d_f = feature_term(f_hats, f)
+    d_e = presence_term(e_present, e_absent)
+    return {"loss_D": adv_f + adv_b + lam.f * d_f + lam.yn * d_e, "adv_F": adv_f, "adv_B": adv_b,
+            "D_f": d_f, "D_e": d_e}
+
+
+def g_sqaggan(c_rec: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor, e_present: list[Tensor],
+              l1_nodule: Tensor, l1_background: Tensor, lam: Lambdas) -> dict[str, Tensor]:
+    """The generator objective ``L_G`` and its terms.
+
+    Args:
+        c_rec: critic scores of ``G(x')_m`` `(B,)`.
+        c_injbg: critic scores of ``M_bg G(y)_m``.
+        f_hats: ``C_F`` outputs on ``G(x')_m``, ``G(y)_m``.
+        f: target features `(B, F)`.
+        e_present: ``C_YN`` logits on ``G(x')_m``, ``G(y)_m``.
+        l1_nodule: :func:`nodule_l1`.
+        l1_background: :func:`background_l1`.
+        lam: the loss weights.
+
+    Returns:
+        ``{"loss_G", "G_adv", "G_f", "G_e", "G_F", "G_B"}``.
+    """
+    adv = g_wasserstein(c_rec) + g_wasserstein(c_injbg)
+    g_f = feature_term(f_hats, f)
+    g_e = presence_term(e_present)
+    total = adv + lam.f * g_f + lam.yn * g_e + lam.GF * l1_nodule + lam.GB * l1_background
+    return {"loss_G": total, "G_adv": adv, "G_f": g_f, "G_e": g_e, "G_F": l1_nodule, "G_B": l1_background}
+
+
+# --- one training step ----------------------------------------------------------------------
+
+def _check_batch(batch: dict[str, Tensor]) -> None:
+    need = ("x", "x_removed", "m", "y", "f")
+    missing = [k for k in need if k not in batch]
+    if missing:
+        raise ValueError(f"the batch lacks {missing}; build it with medgan_core.data.nodule_sequences.")
+    shape = batch["x"].shape
+    for k in ("x_removed", "m", "y"):
+        if batch[k].shape != shape:
+            raise ValueError(f"batch[{k!r}] has shape {tuple(batch[k].shape)}, batch['x'] {tuple(shape)}; all "
+                             "sequences must be (B, T, 1, H, W).")
+
+
+def generate_pair(net_G: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Return ``(G(x'), G(y))`` for a batch.
+
+    Args:
+        net_G: the generator.
+        batch: ``x_removed``, ``y``, ``m`` `(B, T, 1, H, W)` and ``f`` `(B, F)`.
+    """
+    x_in = torch.cat([batch["x_removed"], batch["y"]])
+    out = net_G(x_in, torch.cat([batch["m"], batch["m"]]), torch.cat([batch["f"], batch["f"]]))
+    return out.chunk(2)
+
+
+def train_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+               batch: dict[str, Tensor], lam: Lambdas, n_critic: int = 1, amp: bool = False,
+               step: int | None = None) -> dict[str, float]:
+    """One SQ-AGGAN update: ``n_critic`` steps on ``L_D``, then one on ``L_G``.
+
+    Args:
+        net_G: the generator.
+        net_D: the discriminator.
+        opt_G: the generator's optimiser.
+        opt_D: the discriminator's optimiser.
+        batch: ``x``, ``x_removed``, ``m``, ``y`` `(B, T, 1, H, W)` and ``f`` `(B, F)`.
+        lam: the loss weights.
+        n_critic: discriminator steps per generator step.
+        amp: bf16 autocast on CUDA (a no-op on CPU).
+        step: the training step, quoted if a loss is not finite.
+
+    Returns:
+        Every loss term as a float (``loss_D``, ``loss_G`` and their parts).
+    """
+    _check_batch(batch)
+    x, m, y, f = batch["x"], batch["m"], batch["y"], batch["f"]
+    t_mid = x.shape[1] // 2
+    m_mid = m[:, t_mid]  # `(B, 1, H, W)`
+    bg_mid = 1.0 - m_mid
+    critic = lambda img, msk: net_D(img, msk)[0]  # noqa: E731  (the critic head alone, for the penalty)
+    # One generator pass serves both updates (as in pix2pix): the critic sees it detached, the
+    # generator step back-propagates through it after the critic has moved.
+    with amp_context(x.device, amp):
+        g_rec_seq, g_inj_seq = generate_pair(net_G, batch)
+    g_rec_seq, g_inj_seq = g_rec_seq.float(), g_inj_seq.float()
+    g_rec, g_inj = g_rec_seq.detach()[:, t_mid], g_inj_seq.detach()[:, t_mid]
+    out: dict[str, float] = {}
+    for _ in range(n_critic):
+        with amp_context(x.device, amp):
+            c_x, f_x, e_x = net_D(x[:, t_mid], m_mid)
+            c_rec, f_rec, e_rec = net_D(g_rec, m_mid)
+            c_ybg = net_D(y[:, t_mid] * bg_mid, m_mid)[0]
+            c_injbg = net_D(g_inj * bg_mid, m_mid)[0]
+            _, _, e_y = net_D(y[:, t_mid], m_mid)
+            _, f_inj, e_inj = net_D(g_inj, m_mid)
+        gp_f = gradient_penalty(critic, x[:, t_mid], g_rec, m_mid)
+        gp_b = gradient_penalty(critic, y[:, t_mid] * bg_mid, g_inj * bg_mid, m_mid)
+        terms = d_sqaggan(c_x.float(), c_rec.float(), c_ybg.float(), c_injbg.float(),
+                          [f_x.float(), f_rec.float(), f_inj.float()], f,
+                          [e_x.float(), e_rec.float(), e_inj.float()], [e_y.float()], gp_f, gp_b, lam)
+        check_finite("loss_D", terms["loss_D"], step)
+        opt_D.zero_grad(set_to_none=True)
+        terms["loss_D"].backward()
+        opt_D.step()
+    out.update({k: v.item() for k, v in terms.items()})
+
+    flags = [p.requires_grad for p in net_D.parameters()]
+    net_D.requires_grad_(False)
+    try:
+        with amp_context(x.device, amp):
+            c_rec, f_rec, e_rec = net_D(g_rec_seq[:, t_mid], m_mid)
+            c_injbg = net_D(g_inj_seq[:, t_mid] * bg_mid, m_mid)[0]
+            _, f_inj, e_inj = net_D(g_inj_seq[:, t_mid], m_mid)
+        terms = g_sqaggan(c_rec.float(), c_injbg.float(), [f_rec.float(), f_inj.float()], f,
+                          [e_rec.float(), e_inj.float()], nodule_l1(g_rec_seq, g_inj_seq, x, m),
+                          background_l1(g_rec_seq, g_inj_seq, x, y, 1.0 - m), lam)
+    finally:
+        for p, flag in zip(net_D.parameters(), flags):
+            p.requires_grad_(flag)
+    check_finite("loss_G", terms["loss_G"], step)
+    opt_G.zero_grad(set_to_none=True)
+    terms["loss_G"].backward()
+    opt_G.step()
+    out.update({k: v.item() for k, v in terms.items()})
+    return out
+
+
+def config_summary(net_G: nn.Module, net_D: nn.Module) -> dict[str, Any]:
+    """Parameter counts of a generator/discriminator pair.
+
+    Args:
+        net_G: the generator.
+        net_D: the discriminator.
+    """
+    n_g, n_d = count_parameters(net_G), count_parameters(net_D)
+    return {"params_G": n_g, "params_D": n_d, "params_total": n_g + n_d}
