@@ -11,7 +11,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from medgan_core.data.errors import DataFileError, LabelMismatchError
 from medgan_core.data.lidc import LidcSlices
-from medgan_core.data.nodule_sequences import (CT_RANGE, augment_batch, build_background_sequences,
+from medgan_core.data.augment import augment_batch
+from medgan_core.data.nodule_sequences import (CT_RANGE, build_background_sequences,
                                                build_nodule_sequences, load_ct_nodules, scale_features,
                                                slice_windows, slices_from_ct)
 from medgan_core.data.dicom import read_ct_series

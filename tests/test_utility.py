@@ -8,9 +8,10 @@ import pytest
 import torch
 from scipy import stats
 
+from medgan_core.data.augment import ClassicAug
 from medgan_core.metrics.utility import (
     select_arms,
-    ALL_ARMS, ClassicAug, PairedTest, classification_metrics, paired_comparison, run_utility_study, summarise,
+    ALL_ARMS, PairedTest, classification_metrics, paired_comparison, run_utility_study, summarise,
     verdict_sentence,
 )
 from medgan_core.models.classifier import SmallCNN

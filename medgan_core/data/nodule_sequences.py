@@ -12,7 +12,6 @@ DICOM CT series plus a nodule mask volume via :func:`slices_from_ct`) this modul
   by the median of the lung tissue ring around it, and the feature vectors ``f`` `(N, F)`.
 - :func:`build_background_sequences`: nodule-free crops ``y`` `(M, T, S, S)` of lung tissue at
   least ``margin_px`` away from every nodule mask of the ``T`` slices and mostly inside the lung.
-- :func:`augment_batch`: the same random flip / 90-degree rotation for every tensor of a batch item.
 
 Intensities map to [-1, 1] by clipping to ``intensity_range`` (:data:`LIDC_RANGE` for the npz:
 its normalised units, about the 0.5th-99.5th percentile of lung tissue; :data:`CT_RANGE` in HU for DICOM).
@@ -20,7 +19,7 @@ In the npz everything outside the lungs is the constant 0 (:func:`lung_masks`).
 
 Public API: :data:`LIDC_RANGE`, :data:`CT_RANGE`, :class:`NoduleSequences`, :func:`lung_masks`,
 :func:`slice_windows`, :func:`scale_features`, :func:`build_nodule_sequences`,
-:func:`build_background_sequences`, :func:`augment_batch`, :func:`slices_from_ct`,
+:func:`build_background_sequences`, :func:`slices_from_ct`,
 :func:`load_ct_nodules`.
 """
 
@@ -329,29 +328,6 @@ def build_background_sequences(slices: LidcSlices, n_per_slice: int = 4, seq_len
     if not ys:
         raise DataFileError("no background crop fits: lower min_lung_fraction, margin_px or crop.")
     return np.stack(ys), pd.DataFrame(metas)
-
-
-def augment_batch(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
-    """Apply one random dihedral transform (flips, 90-degree rotations) per batch item to all tensors.
-
-    Args:
-        tensors: tensors `(B, ..., H, W)` with square ``H = W``, transformed alike item by item.
-        generator: the torch generator of the draws.
-    """
-    b = tensors[0].shape[0]
-    for t in tensors:
-        if t.shape[0] != b or t.shape[-1] != t.shape[-2]:
-            raise ValueError(f"every tensor must be (B={b}, ..., S, S); got {tuple(t.shape)}.")
-    k = torch.randint(0, 4, (b,), generator=generator)
-    flip = torch.randint(0, 2, (b,), generator=generator).bool()
-    out = []
-    for t in tensors:
-        items = []
-        for i in range(b):
-            v = torch.rot90(t[i], int(k[i]), dims=(-2, -1))
-            items.append(torch.flip(v, dims=(-1,)) if flip[i] else v)
-        out.append(torch.stack(items))
-    return out
 
 
 # --- DICOM CT series + nodule mask volume ------------------------------------------------------

@@ -49,11 +49,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm.auto import tqdm
 
+from medgan_core.data.augment import ClassicAug
 from medgan_core.models.classifier import fit_classifier, images_to_tensor, predict_proba
 from medgan_core.train.seeding import seed_everything
 
 __all__ = [
-    "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "ClassicAug", "PairedTest", "UtilityResult",
+    "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "PairedTest", "UtilityResult",
     "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "verdict_sentence",
 ]
 
@@ -66,72 +67,6 @@ GAN_ARMS: tuple[str, ...] = ALL_ARMS[4:]
 ADD_GAN_ARMS: tuple[str, ...] = ("real+gan", "real+gan+classic_aug")  # real images plus GAN images
 
 Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uint8 `(n, H, W[, C])`
-
-
-@dataclass
-class ClassicAug:
-    """Classic augmentation with torch ops, applied per image in a batch.
-
-    Each image is flipped left-right and up-down with probability 1/2, rotated by a random
-    multiple of 90 degrees, shifted by up to ``shift`` of its side (border pixels repeated),
-    and jittered in brightness (``x + U(-b, b) * 2``) and contrast (``(x - mean) * (1 + U(-c, c))``);
-    values are clamped to [-1, 1].
-
-    Args:
-        flip: random horizontal and vertical flips.
-        rot90: random rotations by 0, 90, 180 or 270 degrees (square images).
-        shift: maximum shift as a fraction of the side (0 = none).
-        brightness: maximum brightness change as a fraction of the intensity range.
-        contrast: maximum relative contrast change.
-    """
-
-    flip: bool = True
-    rot90: bool = True
-    shift: float = 0.1
-    brightness: float = 0.1
-    contrast: float = 0.1
-
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Augment a batch.
-
-        Args:
-            x: images `(n, C, H, W)` in [-1, 1].
-            gen: the generator of the random draws.
-
-        Returns:
-            Augmented images `(n, C, H, W)` in [-1, 1].
-        """
-        n = x.shape[0]
-
-        def coin() -> torch.Tensor:
-            return (torch.rand(n, generator=gen) < 0.5)[:, None, None, None]
-
-        if self.flip:
-            x = torch.where(coin(), x.flip(3), x)
-            x = torch.where(coin(), x.flip(2), x)
-        if self.rot90 and x.shape[2] == x.shape[3]:
-            k = torch.randint(4, (n,), generator=gen)
-            out = x.clone()
-            for r in (1, 2, 3):
-                sel = k == r
-                if sel.any():
-                    out[sel] = torch.rot90(x[sel], r, dims=(2, 3))
-            x = out
-        if self.shift > 0:
-            # `affine_grid` works in [-1, 1] coordinates: a translation t moves the image by t/2 of its side.
-            t = (torch.rand(n, 2, generator=gen) * 2 - 1) * 2 * self.shift
-            theta = torch.zeros(n, 2, 3)
-            theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-            theta[:, :, 2] = t
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        if self.contrast > 0:
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            scale = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * self.contrast
-            x = (x - mean) * scale + mean
-        if self.brightness > 0:
-            x = x + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 2 * self.brightness
-        return x.clamp(-1.0, 1.0)
 
 
 @dataclass
