@@ -22,13 +22,25 @@ Each function returns a scalar tensor to *minimise*.
 | `hinge`         | E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]      | -E[D(G(z))]                   |
 | `wgan`          | E[D(G(z))] - E[D(x)]                             | -E[D(G(z))]                   |
 
-(``s`` is the sigmoid.) Also here: the WGAN-GP :func:`gradient_penalty` and the L1
-reconstruction losses of CycleGAN and of masked (lesion/nodule) generation.
+(``s`` is the sigmoid.) The model families' own objectives live here too, so every loss has
+one home (the family files wire them in their ``train_step``):
+
+| name                  | what it computes                                              | used by        |
+|-----------------------|---------------------------------------------------------------|----------------|
+| `gradient_penalty`    | E[(norm(grad D(x_hat)) - 1)^2], x_hat between real and fake    | WGAN-GP critics |
+| `reconstruction_mse`  | E[(x - x_rec)^2]                                               | BAGAN autoencoder |
+| `d_bagan` / `g_bagan` | CE(D(x), y) + CE(D(G(c)), K) / CE(D(G(c_k)), k) (K+1 logits)   | BAGAN          |
+| `cycle_consistency_l1`, `identity_l1` | E[abs(x - F(G(x)))], E[abs(x - G(x))]  | CycleGAN       |
+| `masked_l1`           | sum(m abs(x - y)) / sum(m) (or / N)                            | lesions, nodules |
+| `feature_term`, `presence_term` | sum MSE(C_F(.), f); sum BCE(C_YN(.), 1 or 0)   | SQ-AGGAN       |
+| `nodule_l1`, `background_l1` | L_G,F and L_G,B (L1 inside / outside the nodule)         | SQ-AGGAN       |
+| `d_sqaggan` / `g_sqaggan` | L_D and L_G of SQ-AGGAN, weighted by :class:`Lambdas`     | SQ-AGGAN       |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -295,3 +307,195 @@ def masked_l1(x: Tensor, y: Tensor, mask: Tensor, normalise_by_area: bool = True
     if not normalise_by_area:
         return total / x.numel()
     return total / m.sum().clamp_min(torch.finfo(x.dtype).eps)
+
+
+def reconstruction_mse(x: Tensor, x_rec: Tensor) -> Tensor:
+    """BAGAN's autoencoder loss: the mean squared reconstruction error ``E[(x - x_rec)^2]``.
+
+    The mean runs over pixels, channels and the batch.
+
+    Args:
+        x: images `(B, C, S, S)`.
+        x_rec: reconstructions ``Dec(E(x))``, same shape.
+    """
+    if x.shape != x_rec.shape:
+        raise ValueError(f"x {tuple(x.shape)} and x_rec {tuple(x_rec.shape)} must have one shape.")
+    return F.mse_loss(x_rec, x)
+
+
+# --- BAGAN (Mariani et al. 2018): a (K + 1)-class discriminator, the last class is "fake" ---------
+
+def d_bagan(logits_real: Tensor, y_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """BAGAN discriminator loss on logits: ``CE(D(x), y) + CE(D(G(c)), K)`` (class ``K`` = fake).
+
+    ``CE`` is the batch mean of the softmax cross-entropy over the ``K + 1`` logits.
+
+    Args:
+        logits_real: `(B, K + 1)` logits of real images.
+        y_real: their classes `(B,)` int64 in ``0..K-1``.
+        logits_fake: `(B', K + 1)` logits of generated images.
+    """
+    _check_scores(logits_real=logits_real, logits_fake=logits_fake)
+    if logits_real.ndim != 2 or logits_fake.ndim != 2 or logits_real.shape[1] != logits_fake.shape[1]:
+        raise ValueError(f"logits must be (B, K + 1) with one K, got {tuple(logits_real.shape)} and "
+                         f"{tuple(logits_fake.shape)}.")
+    fake = torch.full((logits_fake.shape[0],), logits_fake.shape[1] - 1, dtype=torch.long, device=logits_fake.device)
+    return F.cross_entropy(logits_real, y_real) + F.cross_entropy(logits_fake, fake)
+
+
+def g_bagan(logits_fake: Tensor, y_fake: Tensor) -> Tensor:
+    """BAGAN generator loss on logits: ``CE(D(G(c_k)), k)``: class-``k`` images should be seen as class ``k``.
+
+    Args:
+        logits_fake: `(B, K + 1)` logits of generated images.
+        y_fake: the classes they were generated for `(B,)` int64.
+    """
+    _check_scores(logits_fake=logits_fake)
+    return F.cross_entropy(logits_fake, y_fake)
+
+
+# --- SQ-AGGAN (sequential, attribute-guided nodule generation) ------------------------------------
+
+@dataclass(frozen=True)
+class Lambdas:
+    """Weights of the SQ-AGGAN objective (the write-up names them but gives no values).
+
+    Args:
+        gp: WGAN-GP gradient-penalty weight (10, Gulrajani et al.).
+        f: feature-classifier weight ``lambda_f``.
+        yn: presence-classifier weight ``lambda_yn``.
+        GF: nodule reconstruction L1 weight ``lambda_GF``.
+        GB: background L1 weight ``lambda_GB``.
+    """
+
+    gp: float = 10.0
+    f: float = 1.0
+    yn: float = 1.0
+    GF: float = 10.0
+    GB: float = 100.0
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in asdict(self).items() if not v >= 0}
+        if bad:
+            raise ValueError(f"loss weights must be >= 0; got {bad}.")
+
+
+def feature_term(f_hats: list[Tensor], f: Tensor) -> Tensor:
+    """Sum over the given inputs of the mean squared error between ``C_F`` outputs and ``f``.
+
+    ``sum_k mean((C_F(.)_k - f)^2)``: ``L_D,f`` with real, reconstructed and injected outputs,
+    ``L_G,f`` with the two generated ones.
+
+    Args:
+        f_hats: ``C_F`` outputs (regressions, not logits), each `(B, F)`.
+        f: the target features `(B, F)`.
+    """
+    for f_hat in f_hats:
+        if f_hat.shape != f.shape:
+            raise ValueError(f"C_F output {tuple(f_hat.shape)} and f {tuple(f.shape)} must have one shape.")
+    return sum(F.mse_loss(f_hat, f) for f_hat in f_hats)
+
+
+def presence_term(logits_present: list[Tensor], logits_absent: list[Tensor] = ()) -> Tensor:
+    """Sum of BCE-with-logits of ``C_YN``: target 1 for nodule-bearing inputs, 0 for backgrounds.
+
+    ``sum_k BCE(s(e_k), 1) + sum_j BCE(s(e_j), 0)`` with ``BCE`` the batch mean.
+
+    Args:
+        logits_present: presence logits of inputs that hold a nodule, each `(B,)`.
+        logits_absent: presence logits of nodule-free inputs, each `(B,)`.
+    """
+    terms = [F.binary_cross_entropy_with_logits(e, torch.ones_like(e)) for e in logits_present]
+    terms += [F.binary_cross_entropy_with_logits(e, torch.zeros_like(e)) for e in logits_absent]
+    if not terms:
+        raise ValueError("presence_term needs at least one logit tensor.")
+    return sum(terms)
+
+
+def nodule_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, m_n: Tensor) -> Tensor:
+    """``L_G,F = (N_total / N_n)(||M_n G(x') - M_n x||_1 + ||M_n G(y) - M_n x||_1)``.
+
+    ``||.||_1`` is the mean absolute value over all ``N_total`` elements, so each term is the
+    mean error per nodule pixel (:func:`masked_l1` with area normalisation).
+
+    Args:
+        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
+        g_inj: ``G(y)``, same shape.
+        x: the real nodule sequence, same shape.
+        m_n: the nodule mask, same shape, in {0, 1}.
+    """
+    return masked_l1(g_rec, x, m_n) + masked_l1(g_inj, x, m_n)
+
+
+def background_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, y: Tensor, m_bg: Tensor) -> Tensor:
+    """``L_G,B = ||M_bg G(x') - M_bg x||_1 + ||M_bg G(y) - M_bg y||_1`` (means over all elements).
+
+    Zero when the outputs equal their inputs wherever ``m_bg`` is on.
+
+    Args:
+        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
+        g_inj: ``G(y)``, same shape.
+        x: the real nodule sequence, same shape.
+        y: the background sequence, same shape.
+        m_bg: the background mask ``1 - M_n``, same shape.
+    """
+    return masked_l1(g_rec, x, m_bg, normalise_by_area=False) + masked_l1(g_inj, y, m_bg, normalise_by_area=False)
+
+
+def d_sqaggan(c_x: Tensor, c_rec: Tensor, c_ybg: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor,
+              e_present: list[Tensor], e_absent: list[Tensor], gp_f: Tensor, gp_b: Tensor,
+              lam: Lambdas) -> dict[str, Tensor]:
+    """SQ-AGGAN's discriminator objective ``L_D = L_adv,F + L_adv,B + l_f L_D,f + l_yn L_D,e`` and its terms.
+
+    ``L_adv,F = E[D(G(x')_m)] - E[D(x_m)] + l_gp GP_F`` and
+    ``L_adv,B = E[D(M_bg G(y)_m)] - E[D(M_bg y_m)] + l_gp GP_B`` on critic scores;
+    ``L_D,f`` is :func:`feature_term`, ``L_D,e`` :func:`presence_term` (logits).
+
+    Args:
+        c_x: critic scores of ``x_m`` `(B,)`.
+        c_rec: critic scores of ``G(x')_m``.
+        c_ybg: critic scores of ``M_bg y_m``.
+        c_injbg: critic scores of ``M_bg G(y)_m``.
+        f_hats: ``C_F`` outputs on ``x_m``, ``G(x')_m``, ``G(y)_m``.
+        f: target features `(B, F)`.
+        e_present: ``C_YN`` logits on ``x_m``, ``G(x')_m``, ``G(y)_m``.
+        e_absent: ``C_YN`` logits on ``y_m``.
+        gp_f: gradient penalty of the reconstruction pair.
+        gp_b: gradient penalty of the injection (background) pair.
+        lam: the loss weights.
+
+    Returns:
+        ``{"loss_D", "adv_F", "adv_B", "D_f", "D_e"}`` (``adv_*`` include their penalties).
+    """
+    adv_f = d_wasserstein(c_x, c_rec) + lam.gp * gp_f
+    adv_b = d_wasserstein(c_ybg, c_injbg) + lam.gp * gp_b
+    d_f = feature_term(f_hats, f)
+    d_e = presence_term(e_present, e_absent)
+    return {"loss_D": adv_f + adv_b + lam.f * d_f + lam.yn * d_e, "adv_F": adv_f, "adv_B": adv_b,
+            "D_f": d_f, "D_e": d_e}
+
+
+def g_sqaggan(c_rec: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor, e_present: list[Tensor],
+              l1_nodule: Tensor, l1_background: Tensor, lam: Lambdas) -> dict[str, Tensor]:
+    """SQ-AGGAN's generator objective and its terms.
+
+    ``L_G = -E[D(G(x')_m)] - E[D(M_bg G(y)_m)] + l_f L_G,f + l_yn L_G,e + l_GF L_G,F + l_GB L_G,B``.
+
+    Args:
+        c_rec: critic scores of ``G(x')_m`` `(B,)`.
+        c_injbg: critic scores of ``M_bg G(y)_m``.
+        f_hats: ``C_F`` outputs on ``G(x')_m``, ``G(y)_m``.
+        f: target features `(B, F)`.
+        e_present: ``C_YN`` logits on ``G(x')_m``, ``G(y)_m``.
+        l1_nodule: :func:`nodule_l1`.
+        l1_background: :func:`background_l1`.
+        lam: the loss weights.
+
+    Returns:
+        ``{"loss_G", "G_adv", "G_f", "G_e", "G_F", "G_B"}``.
+    """
+    adv = g_wasserstein(c_rec) + g_wasserstein(c_injbg)
+    g_f = feature_term(f_hats, f)
+    g_e = presence_term(e_present)
+    total = adv + lam.f * g_f + lam.yn * g_e + lam.GF * l1_nodule + lam.GB * l1_background
+    return {"loss_G": total, "G_adv": adv, "G_f": g_f, "G_e": g_e, "G_F": l1_nodule, "G_B": l1_background}

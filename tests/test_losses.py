@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medgan_core.losses import (D_LOSSES, G_LOSSES, cycle_consistency_l1, d_hinge, d_lsgan, d_minimax,
-                                d_nonsaturating, d_wasserstein, g_hinge, g_lsgan, g_minimax, g_nonsaturating,
-                                g_wasserstein, get_losses, gradient_penalty, identity_l1, masked_l1)
+from medgan_core.losses import (D_LOSSES, G_LOSSES, Lambdas, background_l1, cycle_consistency_l1, d_bagan, d_hinge,
+                                d_lsgan, d_minimax, d_nonsaturating, d_sqaggan, d_wasserstein, feature_term, g_bagan,
+                                g_hinge, g_lsgan, g_minimax, g_nonsaturating, g_sqaggan, g_wasserstein, get_losses,
+                                gradient_penalty, identity_l1, masked_l1, nodule_l1, presence_term,
+                                reconstruction_mse)
 
 
 def t(*values: float) -> torch.Tensor:
@@ -183,3 +185,96 @@ def test_masked_l1_rejects_bad_masks():
         masked_l1(x, x, torch.ones(1, 1, 3, 3))
     with pytest.raises(ValueError, match="negative"):
         masked_l1(x, x, -torch.ones(1, 1, 2, 2))
+
+
+def test_reconstruction_mse_by_hand():
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    x_rec = torch.tensor([[[[1.0, 1.0], [0.0, 3.0]]]])  # squared errors 1, 0, 4, 0 -> mean 1.25
+    assert reconstruction_mse(x, x_rec).item() == pytest.approx(1.25)
+    assert reconstruction_mse(x, x).item() == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        reconstruction_mse(x, x_rec[..., :1])
+
+
+# --- BAGAN --------------------------------------------------------------------------------------
+
+def test_bagan_losses_by_hand():
+    logits_real = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # K = 2, last column = fake
+    logits_fake = torch.tensor([[0.0, 0.0, 3.0]])
+    y = torch.tensor([0, 1])
+    # CE(row, k) = log(sum(exp(row))) - row[k]
+    ce_real = ((math.log(math.exp(2) + 2) - 2.0) + (math.log(2 + math.e) - 1.0)) / 2
+    ce_fake_as_fake = math.log(2 + math.exp(3)) - 3.0
+    assert d_bagan(logits_real, y, logits_fake).item() == pytest.approx(ce_real + ce_fake_as_fake, rel=1e-6)
+    # the generator wants its fake seen as class 1: log(2 + e^3) - 0
+    assert g_bagan(logits_fake, torch.tensor([1])).item() == pytest.approx(math.log(2 + math.exp(3)), rel=1e-6)
+    assert g_bagan(logits_fake, torch.tensor([1])).item() == pytest.approx(
+        F.cross_entropy(logits_fake, torch.tensor([1])).item())
+
+
+def test_d_bagan_checks_the_class_count():
+    with pytest.raises(ValueError, match=r"\(B, K \+ 1\)"):
+        d_bagan(torch.zeros(2, 3), torch.tensor([0, 1]), torch.zeros(1, 4))
+
+
+# --- SQ-AGGAN -------------------------------------------------------------------------------------
+
+def test_feature_and_presence_terms_hand_values():
+    f = torch.tensor([[0.0, 1.0]])
+    # MSE of (1, 1) vs (0, 1) = 0.5 ; of (0, 0) vs (0, 1) = 0.5 -> sum 1.0
+    assert feature_term([torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 0.0]])], f).item() == pytest.approx(1.0)
+    zero = torch.zeros(3)
+    # logit 0: BCE = log 2 whatever the target
+    assert presence_term([zero, zero], [zero]).item() == pytest.approx(3 * math.log(2))
+    big = torch.full((2,), 20.0)
+    assert presence_term([big]).item() == pytest.approx(0.0, abs=1e-6)
+    assert presence_term([], [big]).item() == pytest.approx(20.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        presence_term([])
+    with pytest.raises(ValueError, match="one shape"):
+        feature_term([torch.zeros(1, 3)], f)
+
+
+def test_nodule_l1_hand_values():
+    x = torch.zeros(1, 1, 1, 2, 2)
+    m = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2)
+    g_rec = torch.tensor([0.5, 9.0, 9.0, 9.0]).reshape(1, 1, 1, 2, 2)  # only the masked pixel counts
+    g_inj = torch.tensor([-0.25, 0.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2)
+    # (N_total / N_n) * mean|M (G - x)| = 4 / 1 * (0.5 / 4) + 4 / 1 * (0.25 / 4)
+    assert nodule_l1(g_rec, g_inj, x, m).item() == pytest.approx(0.75)
+
+
+def test_background_l1_is_zero_when_outputs_equal_inputs_outside_the_mask():
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 1, 8, 8), torch.rand(2, 3, 1, 8, 8)
+    m = torch.zeros(2, 3, 1, 8, 8)
+    m[..., 2:5, 2:5] = 1
+    g_rec = torch.where(m.bool(), torch.full_like(x, 7.0), x)  # anything inside the nodule
+    g_inj = torch.where(m.bool(), -x, y)
+    assert background_l1(g_rec, g_inj, x, y, 1 - m).item() == 0.0
+    # hand value: one background pixel off by 0.8 in g_rec -> 0.8 / numel
+    g_rec[0, 0, 0, 0, 0] += 0.8
+    assert background_l1(g_rec, g_inj, x, y, 1 - m).item() == pytest.approx(0.8 / x.numel(), rel=1e-5)
+
+
+def test_sqaggan_objectives_combine_the_terms_with_their_weights():
+    lam = Lambdas(gp=10.0, f=2.0, yn=3.0, GF=5.0, GB=7.0)
+    f = torch.tensor([[0.0]])
+    d = d_sqaggan(c_x=torch.tensor([1.0]), c_rec=torch.tensor([0.5]), c_ybg=torch.tensor([2.0]),
+                  c_injbg=torch.tensor([1.0]), f_hats=[torch.tensor([[1.0]])], f=f, e_present=[torch.tensor([0.0])],
+                  e_absent=[], gp_f=torch.tensor(0.1), gp_b=torch.tensor(0.2), lam=lam)
+    assert d["adv_F"].item() == pytest.approx(0.5 - 1.0 + 10 * 0.1)
+    assert d["adv_B"].item() == pytest.approx(1.0 - 2.0 + 10 * 0.2)
+    assert d["D_f"].item() == pytest.approx(1.0) and d["D_e"].item() == pytest.approx(math.log(2))
+    assert d["loss_D"].item() == pytest.approx(0.5 + 1.0 + 2 * 1.0 + 3 * math.log(2))
+    g = g_sqaggan(c_rec=torch.tensor([0.5]), c_injbg=torch.tensor([1.0]), f_hats=[torch.tensor([[1.0]])], f=f,
+                  e_present=[torch.tensor([0.0])], l1_nodule=torch.tensor(0.2), l1_background=torch.tensor(0.01),
+                  lam=lam)
+    assert g["G_adv"].item() == pytest.approx(-1.5)
+    assert g["loss_G"].item() == pytest.approx(-1.5 + 2 * 1.0 + 3 * math.log(2) + 5 * 0.2 + 7 * 0.01)
+
+
+@pytest.mark.parametrize("field", ["gp", "f", "yn", "GF", "GB"])
+def test_lambdas_refuse_negative_weights(field):
+    with pytest.raises(ValueError, match=">= 0"):
+        Lambdas(**{field: -1.0})

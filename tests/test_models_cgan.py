@@ -7,7 +7,14 @@ import torch
 
 from medgan_core.losses import get_losses, gradient_penalty
 from medgan_core.models import cgan
-from medgan_core.train import adversarial_step
+from medgan_core.models.registry import build_gan, define_D, define_G, sample
+from medgan_core.train import ImageBatches, adversarial_step
+
+def pair(num_classes: int, nz: int = 8, size: int = 16, width: int = 4):
+    """A tiny conditional WGAN-GP pair built by name through the registry (G first, then D)."""
+    return (define_G("cwgan_gp", num_classes=num_classes, nz=nz, image_size=size, width_G=width),
+            define_D("cwgan_gp", num_classes=num_classes, image_size=size, width_D=width))
+
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +28,7 @@ def _one_thread():
 
 def test_shapes_and_class_dependence():
     torch.manual_seed(0)
-    net_G, net_D = cgan.build_cwgan_gp(num_classes=3, nz=8, image_size=16, width_G=4, width_D=4)
+    net_G, net_D = pair(3)
     z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 0, 1, 2])
     x = net_G(z, y)
     assert x.shape == (6, 3, 16, 16)
@@ -80,7 +87,7 @@ def test_gradient_penalty_of_the_cond_critic_matches_manual_autograd():
 
 def test_a_few_wgan_gp_steps():
     torch.manual_seed(0)
-    net_G, net_D = cgan.build_cwgan_gp(2, nz=8, image_size=16, width_G=4, width_D=4)
+    net_G, net_D = pair(2)
     opt_G, opt_D = torch.optim.Adam(net_G.parameters(), 1e-3), torch.optim.Adam(net_D.parameters(), 1e-3)
     d_loss, g_loss = get_losses("wgan")
     x_real, y = torch.rand(6, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 0, 1, 0, 1])
@@ -93,9 +100,31 @@ def test_a_few_wgan_gp_steps():
     assert not torch.equal(before, net_D.embed.weight)
 
 
-def test_sample_class():
+def test_sample_class_follows_the_old_recipe():
     torch.manual_seed(0)
     net_G = cgan.CondGenerator(3, nz=8, image_size=16, width=4)
-    x = cgan.sample_class(net_G, 2, 5, seed=0)
-    assert x.shape == (5, 3, 16, 16) and torch.equal(x, cgan.sample_class(net_G, 2, 5, seed=0))
-    assert cgan.MODELS["cwgan_gp"] is cgan.build_cwgan_gp
+    x = sample(net_G, 5, seed=0, cls=2)
+    assert x.shape == (5, 3, 16, 16) and torch.equal(x, sample(net_G, 5, seed=0, cls=2))
+    assert not torch.equal(x, sample(net_G, 5, seed=0, cls=1))
+    net_G.eval()  # the old cgan.sample_class: z from Generator().manual_seed(seed), labels all cls, eval mode
+    expected = net_G(torch.randn(5, 8, generator=torch.Generator().manual_seed(0)), torch.full((5,), 2))
+    assert torch.equal(x, expected)
+
+
+def test_train_step_is_the_wgan_gp_update_on_one_real_batch():
+    """gan.train_step == adversarial_step on data.batch(step) with the same seeds (n_critic steps, one batch)."""
+    x, y = torch.rand(6, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 0, 1, 0, 1])
+    data = ImageBatches(x, y, batch_size=4, seed=1)
+    kw = dict(num_classes=2, nz=8, image_size=16, width_G=4, width_D=4, n_critic=2, seed=3)
+    gan, ref = build_gan("cwgan_gp", **kw), build_gan("cwgan_gp", **kw)
+    d_loss, g_loss = get_losses("wgan")
+    torch.manual_seed(9)
+    out = gan.train_step(data, 0)
+    torch.manual_seed(9)
+    x_real, y_real = data.batch(0)
+    expected = adversarial_step(ref.net_G, ref.net_D, ref.opt_G, ref.opt_D, x_real, d_loss, g_loss,
+                                make_fake=lambda n: ref.net_G(torch.randn(n, 8), y_real), cond=(y_real,),
+                                n_critic=2, gp_weight=10.0, step=0)
+    assert out == expected
+    assert all(torch.equal(a, b) for a, b in zip(gan.net_G.parameters(), ref.net_G.parameters()))
+    assert gan.opt_G.defaults["betas"] == (0.5, 0.9)

@@ -1,15 +1,25 @@
-"""SQ-AGGAN: generator/discriminator shapes and heads, every loss term against hand values, one training step."""
+"""SQ-AGGAN: generator/discriminator shapes and heads, one update, batches by step, generation and panels.
+
+The loss terms are tested against hand values in ``test_losses.py``.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from medgan_core.models.sqaggan import (Lambdas, SQAGGANDiscriminator, SQAGGANGenerator, background_l1,
-                                        count_parameters, d_sqaggan, define_D, define_G, feature_term, g_sqaggan,
-                                        nodule_l1, presence_term, train_step)
+from medgan_core.data.augment import augment_batch
+from medgan_core.data.nodule_sequences import NoduleBatches, NoduleSequences, make_batch
+from medgan_core.losses import Lambdas
+from medgan_core.models.registry import build_gan, define_D, define_G
+from medgan_core.models.sqaggan import (SQAGGANDiscriminator, SQAGGANGenerator, five_panel_snapshot, generate,
+                                        generate_pair, random_batch, update)
+from medgan_core.train import count_parameters, step_batch_indices, train_gan
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -30,7 +40,7 @@ TEST_CASES = [  # (generator name, B, T, S, F, width)
 @pytest.mark.parametrize("name, b, t, s, nf, w", TEST_CASES)
 def test_generator_and_discriminator_shapes(name, b, t, s, nf, w):
     torch.manual_seed(0)
-    net_G, net_D = define_G(name, nf, w), define_D(nf, w)
+    net_G, net_D = define_G(name, num_features=nf, width_G=w), define_D(name, num_features=nf, width_D=w)
     x = torch.rand(b, t, 1, s, s) * 2 - 1
     m = (torch.rand(b, t, 1, s, s) > 0.8).float()
     out = net_G(x, m, torch.rand(b, nf))
@@ -40,11 +50,13 @@ def test_generator_and_discriminator_shapes(name, b, t, s, nf, w):
 
 
 def test_ablation_has_no_lstm_and_gpu_config_size():
-    with_lstm, without = define_G("sqaggan", 2, 4), define_G("sqaggan_no_lstm", 2, 4)
+    with_lstm = define_G("sqaggan", num_features=2, width_G=4)
+    without = define_G("sqaggan_no_lstm", num_features=2, width_G=4)
     assert any("fwd" in n for n, _ in with_lstm.named_modules())
     assert not any("fwd" in n for n, _ in without.named_modules())
     # the write-up-scale configuration (width 64, two features): a regression value for the cost table
-    assert count_parameters(define_G("sqaggan", 2, 64)) + count_parameters(define_D(2, 64)) == 36_358_149
+    assert count_parameters(define_G("sqaggan", num_features=2, width_G=64),
+                            define_D("sqaggan", num_features=2, width_D=64)) == 36_358_149
 
 
 def test_shape_errors_name_the_fix():
@@ -56,74 +68,128 @@ def test_shape_errors_name_the_fix():
     with pytest.raises(ValueError, match="at least 16 px"):
         SQAGGANDiscriminator(2, 2)(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="valid names"):
-        define_G("unet", 2, 2)
+        define_G("unet", num_features=2)
     with pytest.raises(ValueError, match=">= 0"):
         Lambdas(GB=-1.0)
 
 
-def test_feature_and_presence_terms_hand_values():
-    f = torch.tensor([[0.0, 1.0]])
-    # MSE of (1, 1) vs (0, 1) = 0.5 ; of (0, 0) vs (0, 1) = 0.5 -> sum 1.0
-    assert feature_term([torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 0.0]])], f).item() == pytest.approx(1.0)
-    zero = torch.zeros(3)
-    # logit 0: BCE = log 2 whatever the target
-    assert presence_term([zero, zero], [zero]).item() == pytest.approx(3 * math.log(2))
-    big = torch.full((2,), 20.0)
-    assert presence_term([big]).item() == pytest.approx(0.0, abs=1e-6)
-    assert presence_term([], [big]).item() == pytest.approx(20.0, abs=1e-6)
-
-
-def test_nodule_l1_hand_values():
-    x = torch.zeros(1, 1, 1, 2, 2)
-    m = torch.tensor([1.0, 0.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2)
-    g_rec = torch.tensor([0.5, 9.0, 9.0, 9.0]).reshape(1, 1, 1, 2, 2)  # only the masked pixel counts
-    g_inj = torch.tensor([-0.25, 0.0, 0.0, 0.0]).reshape(1, 1, 1, 2, 2)
-    # (N_total / N_n) * mean|M (G - x)| = 4 / 1 * (0.5 / 4) + 4 / 1 * (0.25 / 4)
-    assert nodule_l1(g_rec, g_inj, x, m).item() == pytest.approx(0.75)
-
-
-def test_background_l1_is_zero_when_outputs_equal_inputs_outside_the_mask():
+def test_update_changes_both_networks():
     torch.manual_seed(0)
-    x, y = torch.rand(2, 3, 1, 8, 8), torch.rand(2, 3, 1, 8, 8)
-    m = torch.zeros(2, 3, 1, 8, 8)
-    m[..., 2:5, 2:5] = 1
-    g_rec = torch.where(m.bool(), torch.full_like(x, 7.0), x)  # anything inside the nodule
-    g_inj = torch.where(m.bool(), -x, y)
-    assert background_l1(g_rec, g_inj, x, y, 1 - m).item() == 0.0
-    # hand value: one background pixel off by 0.8 in g_rec -> 0.8 / numel
-    g_rec[0, 0, 0, 0, 0] += 0.8
-    assert background_l1(g_rec, g_inj, x, y, 1 - m).item() == pytest.approx(0.8 / x.numel(), rel=1e-5)
-
-
-def test_objectives_combine_the_terms_with_their_weights():
-    lam = Lambdas(gp=10.0, f=2.0, yn=3.0, GF=5.0, GB=7.0)
-    t = torch.tensor
-    f = t([[0.0]])
-    d = d_sqaggan(c_x=t([1.0]), c_rec=t([0.5]), c_ybg=t([2.0]), c_injbg=t([1.0]), f_hats=[t([[1.0]])], f=f,
-                  e_present=[t([0.0])], e_absent=[], gp_f=t(0.1), gp_b=t(0.2), lam=lam)
-    assert d["adv_F"].item() == pytest.approx(0.5 - 1.0 + 10 * 0.1)
-    assert d["adv_B"].item() == pytest.approx(1.0 - 2.0 + 10 * 0.2)
-    assert d["loss_D"].item() == pytest.approx(0.5 + 1.0 + 2 * 1.0 + 3 * math.log(2))
-    g = g_sqaggan(c_rec=t([0.5]), c_injbg=t([1.0]), f_hats=[t([[1.0]])], f=f, e_present=[t([0.0])],
-                  l1_nodule=t(0.2), l1_background=t(0.01), lam=lam)
-    assert g["G_adv"].item() == pytest.approx(-1.5)
-    assert g["loss_G"].item() == pytest.approx(-1.5 + 2 * 1.0 + 3 * math.log(2) + 5 * 0.2 + 7 * 0.01)
-
-
-def test_train_step_updates_both_networks():
-    torch.manual_seed(0)
-    net_G, net_D = define_G("sqaggan", 2, 2), define_D(2, 2)
+    net_G, net_D = define_G("sqaggan", num_features=2, width_G=2), define_D("sqaggan", num_features=2, width_D=2)
     opt_G, opt_D = torch.optim.Adam(net_G.parameters(), 1e-3), torch.optim.Adam(net_D.parameters(), 1e-3)
     b, t, s = 2, 3, 16
     batch = {k: torch.rand(b, t, 1, s, s) * 2 - 1 for k in ("x", "x_removed", "y")}
     batch["m"] = (torch.rand(b, t, 1, s, s) > 0.8).float()
     batch["f"] = torch.rand(b, 2)
     g0, d0 = [p.clone() for p in net_G.parameters()], [p.clone() for p in net_D.parameters()]
-    out = train_step(net_G, net_D, opt_G, opt_D, batch, Lambdas())
+    out = update(net_G, net_D, opt_G, opt_D, batch, Lambdas())
     assert {"loss_D", "adv_F", "adv_B", "D_f", "D_e", "loss_G", "G_F", "G_B"} <= set(out)
     assert all(math.isfinite(v) for v in out.values())
     assert any(not torch.equal(a, b) for a, b in zip(g0, net_G.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, net_D.parameters()))
     assert all(p.requires_grad for p in net_D.parameters())
     with pytest.raises(ValueError, match="lacks"):
-        train_step(net_G, net_D, opt_G, opt_D, {"x": batch["x"]}, Lambdas())
+        update(net_G, net_D, opt_G, opt_D, {"x": batch["x"]}, Lambdas())
+
+
+# --- batches by step, the registry's step, generation and the five panels ------------------------
+
+def tiny_sequences(n: int = 5, t: int = 3, size: int = 16, nf: int = 2) -> tuple[NoduleSequences, np.ndarray]:
+    """Random nodule sequences (a square nodule) and 4 random background sequences."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (n, t, size, size)).astype(np.float32)
+    m = np.zeros((n, t, size, size), bool)
+    m[:, :, 5:9, 6:10] = True
+    x_removed = np.where(m, 0.0, x).astype(np.float32)
+    f = rng.uniform(0, 1, (n, nf)).astype(np.float32)
+    seqs = NoduleSequences(x, x_removed, m, m.copy(), f, pd.DataFrame({"nodule_id": [f"n{i}" for i in range(n)]}))
+    return seqs, rng.uniform(-1, 1, (4, t, size, size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("step, seed", [(0, 0), (3, 2), (7, 5)])
+def test_nodule_batches_follow_the_step_recipe(step, seed):
+    seqs, backgrounds = tiny_sequences()
+    batch = NoduleBatches(seqs, backgrounds, batch_size=2, seed=seed).batch(step)
+    idx = step_batch_indices(step, 5, 2, seed).numpy()
+    bg = step_batch_indices(step, 4, 2, seed + 1).numpy()
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    seq = lambda a: torch.from_numpy(a.astype(np.float32)).unsqueeze(2)  # noqa: E731
+    x, xr, m = augment_batch([seq(seqs.x[idx]), seq(seqs.x_removed[idx]), seq(seqs.m[idx])], gen)
+    (y,) = augment_batch([seq(backgrounds[bg])], gen)
+    for key, expected in dict(x=x, x_removed=xr, m=m, y=y, f=torch.from_numpy(seqs.f[idx])).items():
+        assert torch.equal(batch[key], expected), key
+    assert batch["x"].shape == (2, 3, 1, 16, 16)
+
+
+def test_nodule_batches_fixed_rows_and_errors():
+    seqs, backgrounds = tiny_sequences()
+    data = NoduleBatches(seqs, backgrounds, batch_size=2, seed=0)
+    fixed = data.fixed([3, 1])
+    assert torch.equal(fixed["x"][:, :, 0], torch.from_numpy(seqs.x[[3, 1]]))  # not augmented
+    assert torch.equal(fixed["y"][:, :, 0], torch.from_numpy(backgrounds[[0, 1]]))
+    with pytest.raises(ValueError, match="lower it"):
+        NoduleBatches(seqs, backgrounds, batch_size=5)
+    with pytest.raises(ValueError, match=r"backgrounds must be \(M, T, S, S\)"):
+        NoduleBatches(seqs, backgrounds[:, :2], batch_size=2)
+    with pytest.raises(ValueError, match="one length"):
+        make_batch(seqs, np.array([0, 1]), backgrounds, np.array([0]))
+
+
+@pytest.mark.parametrize("name", ["sqaggan", "sqaggan_no_lstm"])
+def test_registry_step_is_update_on_the_step_batch(name):
+    seqs, backgrounds = tiny_sequences()
+    data = NoduleBatches(seqs, backgrounds, batch_size=2, seed=1)
+    kw = dict(num_features=2, width_G=2, width_D=2, lr_G=1e-3, lr_D=1e-3, seed=4, lam=Lambdas(GB=50.0))
+    gan, ref = build_gan(name, **kw), build_gan(name, **kw)
+    assert gan.opt_G.defaults["betas"] == (0.5, 0.9) and gan.settings["lam"].GB == 50.0
+    torch.manual_seed(3)
+    out = gan.train_step(data, 2)
+    torch.manual_seed(3)
+    expected = update(ref.net_G, ref.net_D, ref.opt_G, ref.opt_D, data.batch(2), Lambdas(GB=50.0), step=2)
+    assert out == expected
+    assert all(torch.equal(a, b) for a, b in zip(gan.net_G.state_dict().values(), ref.net_G.state_dict().values()))
+    with pytest.raises(ValueError, match="num_features="):
+        build_gan(name, width_G=2, width_D=2)
+    with pytest.raises(ValueError, match="sqaggan_no_lstm takes no settings|sqaggan takes no settings"):
+        build_gan(name, num_features=2, base_width=2)
+
+
+def test_generate_and_five_panel_snapshot():
+    seqs, backgrounds = tiny_sequences()
+    torch.manual_seed(0)
+    net_G = define_G("sqaggan", num_features=2, width_G=2)
+    out = generate(net_G, seqs.x_removed, seqs.m, seqs.f, batch_size=2)
+    assert out.shape == seqs.x.shape and out.dtype == np.float32 and np.abs(out).max() <= 1 and net_G.training
+    fixed = NoduleBatches(seqs, backgrounds, batch_size=2).fixed([0, 2])
+    panels = five_panel_snapshot(net_G, fixed)
+    assert panels.shape == (2, 5, 16, 16) and net_G.training
+    np.testing.assert_array_equal(panels[:, 0], seqs.x[[0, 2], 1])  # original middle slices
+    np.testing.assert_array_equal(panels[:, 3], backgrounds[[0, 1], 1])  # backgrounds
+    np.testing.assert_allclose(panels[:, 2], out[[0, 2], 1], atol=1e-6)  # G(x') as generate gives it
+    net_G.eval()
+    with torch.no_grad():
+        g_rec, g_inj = generate_pair(net_G, fixed)
+    np.testing.assert_array_equal(panels[:, 4], g_inj[:, 1, 0].numpy())
+
+
+def test_train_gan_keeps_five_panel_snapshots():
+    seqs, backgrounds = tiny_sequences()
+    data = NoduleBatches(seqs, backgrounds, batch_size=2, seed=0)
+    gan = build_gan("sqaggan", num_features=2, width_G=2, width_D=2)
+    fixed = data.fixed([0])
+    run = train_gan(gan, data, num_steps=2, n_snapshots=2, progress=False,
+                    snapshot_fn=lambda g: five_panel_snapshot(g.net_G, fixed))
+    assert sorted(run.snapshots) == [1, 2] and run.snapshots[2].shape == (1, 5, 16, 16)
+    assert {"loss_D", "loss_G", "G_F", "G_B"} <= set(run.history.columns)
+    with pytest.raises(ValueError, match="snapshot_fn"):
+        train_gan(gan, data, num_steps=1, n_snapshots=1, progress=False)
+    with pytest.raises(ValueError, match="sqaggan.generate"):
+        gan.sample(0, 1, 0)
+
+
+def test_random_batch_shapes_ranges_and_seed():
+    batch = random_batch(3, 5, 16, 2, seed=1)
+    assert all(batch[k].shape == (3, 5, 1, 16, 16) for k in ("x", "x_removed", "m", "y")) and batch["f"].shape == (3, 2)
+    assert batch["x"].abs().max() <= 1 and set(batch["m"].unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(batch["x"], random_batch(3, 5, 16, 2, seed=1)["x"])
+    assert not torch.equal(batch["x"], random_batch(3, 5, 16, 2, seed=2)["x"])

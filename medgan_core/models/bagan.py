@@ -21,21 +21,38 @@ Three stages:
 Shapes: images `(B, C, S, S)` in [-1, 1]; codes `(B, nz)`; labels `(B,)` int64 in ``0..K-1``;
 BAGAN discriminator logits `(B, K + 1)`; BAGAN-GP critic scores `(B,)`. Encoder and decoder are
 the DCGAN trunk and generator of :mod:`.dcgan` (no batch norm in the encoder, so that the
-BAGAN-GP critic can start from it). Built by name from :data:`MODELS` (``"bagan"``, ``"bagan_gp"``).
+BAGAN-GP critic can start from it). The losses (:func:`~medgan_core.losses.reconstruction_mse`,
+:func:`~medgan_core.losses.d_bagan`, :func:`~medgan_core.losses.g_bagan`) live in
+:mod:`medgan_core.losses`.
+
+Built by name through :func:`medgan_core.models.registry.build_gan`: ``"bagan_autoencoder"``
+(stage 1 as a trainable unit), then :func:`fit_latent` (stage 2), then ``"bagan"`` or
+``"bagan_gp"`` with ``autoencoder=`` and ``latent=`` (stage 3). :func:`train_step` is the step of
+each of the three.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medgan_core.data.datasets import to_tensor_images, to_uint8_images
+from medgan_core.losses import d_bagan, g_bagan, get_losses, reconstruction_mse
 from medgan_core.models.cgan import _check_labels
 from medgan_core.models.dcgan import ConvTrunk, Generator, init_dcgan_weights
+from medgan_core.train.device import amp_context
+from medgan_core.train.guard import check_finite
+from medgan_core.train.loop import adversarial_step
+
+if TYPE_CHECKING:
+    from medgan_core.models.registry import GAN
+
+NAMES = ("bagan", "bagan_gp", "bagan_autoencoder")
+BETAS = {"bagan": (0.5, 0.999), "bagan_gp": (0.5, 0.9), "bagan_autoencoder": (0.5, 0.999)}  # Adam betas
 
 
 class Encoder(nn.Module):
@@ -94,18 +111,6 @@ class Autoencoder(nn.Module):
             `(B, C, S, S)` in [-1, 1].
         """
         return self.decoder(self.encoder(x))
-
-
-def reconstruction_loss(x: Tensor, x_rec: Tensor) -> Tensor:
-    """Mean squared reconstruction error ``E[(x - x_rec)^2]`` (over pixels and the batch).
-
-    Args:
-        x: images `(B, C, S, S)`.
-        x_rec: reconstructions, same shape.
-    """
-    if x.shape != x_rec.shape:
-        raise ValueError(f"x {tuple(x.shape)} and x_rec {tuple(x_rec.shape)} must have one shape.")
-    return F.mse_loss(x_rec, x)
 
 
 class ClassLatent(nn.Module):
@@ -228,65 +233,6 @@ class BaganGPCritic(nn.Module):
         return self.linear(h).flatten() + (self.embed(y) * h).sum(1)
 
 
-def d_bagan(logits_real: Tensor, y_real: Tensor, logits_fake: Tensor) -> Tensor:
-    """BAGAN discriminator loss: ``CE(D(x), y) + CE(D(G(c)), K)`` (logits, class ``K`` = fake).
-
-    Args:
-        logits_real: `(B, K + 1)` on real images.
-        y_real: their classes `(B,)`.
-        logits_fake: `(B', K + 1)` on generated images.
-    """
-    fake = torch.full((logits_fake.shape[0],), logits_fake.shape[1] - 1, dtype=torch.long, device=logits_fake.device)
-    return F.cross_entropy(logits_real, y_real) + F.cross_entropy(logits_fake, fake)
-
-
-def g_bagan(logits_fake: Tensor, y_fake: Tensor) -> Tensor:
-    """BAGAN generator loss: ``CE(D(G(c_k)), k)``: class-``k`` images should be seen as class ``k``.
-
-    Args:
-        logits_fake: `(B, K + 1)` on generated images.
-        y_fake: the classes they were generated for `(B,)`.
-    """
-    return F.cross_entropy(logits_fake, y_fake)
-
-
-def build_autoencoder(nz: int = 64, image_size: int = 32, channels: int = 3, width_E: int = 32,
-                      width_G: int = 32) -> Autoencoder:
-    """Build BAGAN's autoencoder (stage 1).
-
-    Args:
-        nz: code size.
-        image_size: image side.
-        channels: image channels.
-        width_E: encoder width.
-        width_G: decoder width.
-    """
-    return Autoencoder(nz, image_size, channels, width_E, width_G)
-
-
-def build_bagan(autoencoder: Autoencoder, num_classes: int) -> tuple[Generator, BaganDiscriminator]:
-    """BAGAN pair ``(net_G, net_D)`` started from a trained autoencoder.
-
-    Args:
-        autoencoder: the trained autoencoder (copied, not modified).
-        num_classes: ``K``.
-    """
-    return copy.deepcopy(autoencoder.decoder), BaganDiscriminator(autoencoder.encoder, num_classes)
-
-
-def build_bagan_gp(autoencoder: Autoencoder, num_classes: int) -> tuple[Generator, BaganGPCritic]:
-    """BAGAN-GP pair ``(net_G, net_D)`` started from a trained autoencoder.
-
-    Args:
-        autoencoder: the trained autoencoder (copied, not modified).
-        num_classes: ``K``.
-    """
-    return copy.deepcopy(autoencoder.decoder), BaganGPCritic(autoencoder.encoder, num_classes)
-
-
-MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"bagan": build_bagan, "bagan_gp": build_bagan_gp}
-
-
 @torch.no_grad()
 def encode(encoder: Encoder, x: Tensor, batch_size: int = 256) -> Tensor:
     """Codes of many images, batched, in eval mode.
@@ -307,26 +253,243 @@ def encode(encoder: Encoder, x: Tensor, batch_size: int = 256) -> Tensor:
     return torch.cat(out) if out else torch.zeros(0, encoder.nz)
 
 
-@torch.no_grad()
-def sample_class(net_G: Generator, latent: ClassLatent, cls: int, n: int, seed: int, batch_size: int = 256) -> Tensor:
-    """``n`` images of class ``cls``: ``G(c)``, ``c ~ N(mu_cls, Sigma_cls)`` drawn from ``seed``.
+def _as_images(x: Tensor | np.ndarray) -> Tensor:
+    """uint8 `(N, S, S, C)` -> float `(N, C, S, S)` in [-1, 1]; float tensors pass unchanged."""
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8:
+            raise ValueError(f"image arrays must be uint8 (N, S, S, C), got {x.dtype}; or pass a float tensor.")
+        return to_tensor_images(x)
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim != 4:
+        raise ValueError("images must be uint8 (N, S, S, C) arrays or float (N, C, S, S) tensors in [-1, 1].")
+    return x
+
+
+def fit_latent(autoencoder: Autoencoder, x: Tensor | np.ndarray, y: Tensor | np.ndarray,
+               num_classes: int | None = None) -> ClassLatent:
+    """Stage 2: encode the training images and fit one Gaussian of codes per class.
 
     Args:
-        net_G: the generator (decoder).
-        latent: the fitted :class:`ClassLatent`.
-        cls: the class index.
-        n: number of images.
-        seed: seed of the latents.
+        autoencoder: the trained autoencoder.
+        x: training images, float `(N, C, S, S)` in [-1, 1] or uint8 `(N, S, S, C)`.
+        y: their classes `(N,)`.
+        num_classes: ``K`` (default: the largest label + 1).
+
+    Returns:
+        The fitted :class:`ClassLatent`, on the CPU.
+    """
+    y = torch.as_tensor(y.cpu() if isinstance(y, Tensor) else np.asarray(y)).long()
+    k = int(num_classes) if num_classes is not None else int(y.max()) + 1
+    return ClassLatent(k, autoencoder.encoder.nz).fit(encode(autoencoder.encoder, _as_images(x)), y)
+
+
+@torch.no_grad()
+def reconstruct(autoencoder: Autoencoder, x: Tensor | np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Reconstructions ``Dec(E(x))`` as uint8 images (eval mode; the mode is restored), e.g. for a figure.
+
+    Args:
+        autoencoder: the (trained) autoencoder.
+        x: images, uint8 `(N, S, S, C)` or float `(N, C, S, S)` in [-1, 1].
         batch_size: images per forward pass.
 
     Returns:
-        `(n, C, S, S)` in [-1, 1], on the CPU.
+        uint8 `(N, S, S, C)`.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    z = latent.sample(torch.full((n,), int(cls), dtype=torch.long), gen)  # `(n, nz)`
-    device = next(net_G.parameters()).device
-    was_training = net_G.training
-    net_G.eval()
-    out = [net_G(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)]
-    net_G.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, net_G.channels, net_G.image_size, net_G.image_size)
+    x = _as_images(x)
+    device = next(autoencoder.parameters()).device
+    was_training = autoencoder.training
+    autoencoder.eval()
+    try:
+        out = [autoencoder(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        autoencoder.train(was_training)
+    rec = torch.cat(out) if out else torch.zeros(0, *x.shape[1:])
+    return to_uint8_images(rec, squeeze_gray=False)
+
+
+# --- registry hooks ---------------------------------------------------------------------------
+
+def _check_autoencoder(name: str, autoencoder: Any) -> Autoencoder:
+    if not isinstance(autoencoder, Autoencoder):
+        raise ValueError(f"{name} starts from a trained autoencoder: pass autoencoder= (a bagan.Autoencoder, e.g. "
+                         "build_gan('bagan_autoencoder', ...).net_G after training), got "
+                         f"{type(autoencoder).__name__}.")
+    return autoencoder
+
+
+def generator(name: str, *, autoencoder: Autoencoder | None = None, nz: int = 64, image_size: int = 32,
+             channels: int = 3, width_G: int = 32, width_D: int = 32) -> nn.Module:
+    """BAGAN's trainable generator-side network, by its registry name.
+
+    Args:
+        name: ``"bagan_autoencoder"`` (a fresh :class:`Autoencoder`, encoder width ``width_D``) or
+            ``"bagan"``/``"bagan_gp"`` (a copy of ``autoencoder``'s decoder).
+        autoencoder: the trained autoencoder (``"bagan"``, ``"bagan_gp"``).
+        nz: code size (autoencoder).
+        image_size: image side (autoencoder).
+        channels: image channels (autoencoder).
+        width_G: decoder width (autoencoder).
+        width_D: encoder width (autoencoder; the encoder becomes the discriminator later).
+    """
+    if name == "bagan_autoencoder":
+        return Autoencoder(nz, image_size, channels, width_E=width_D, width_G=width_G)
+    return copy.deepcopy(_check_autoencoder(name, autoencoder).decoder)
+
+
+def discriminator(name: str, *, autoencoder: Autoencoder, num_classes: int) -> nn.Module:
+    """BAGAN's discriminator (``K + 1`` logits) or BAGAN-GP's critic, started from the encoder.
+
+    Args:
+        name: ``"bagan"`` or ``"bagan_gp"`` (the autoencoder has none).
+        autoencoder: the trained autoencoder.
+        num_classes: ``K``.
+    """
+    if name == "bagan_autoencoder":
+        raise ValueError("bagan_autoencoder has no discriminator; build 'bagan' or 'bagan_gp' from it.")
+    encoder = _check_autoencoder(name, autoencoder).encoder
+    return BaganDiscriminator(encoder, num_classes) if name == "bagan" else BaganGPCritic(encoder, num_classes)
+
+
+def build(name: str, settings: dict[str, Any], autoencoder: Autoencoder | None = None,
+          latent: ClassLatent | None = None) -> tuple[nn.Module, nn.Module | None, dict[str, nn.Module]]:
+    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: ``torch.manual_seed(seed)``, then build.
+
+    Args:
+        name: ``"bagan"``, ``"bagan_gp"`` or ``"bagan_autoencoder"``.
+        settings: the registry's settings (``num_classes``, ``nz``, ``image_size``, ``channels``,
+            ``width_G``, ``width_D``, ``seed``).
+        autoencoder: the trained autoencoder (``"bagan"``, ``"bagan_gp"``; copied, not modified).
+        latent: the fitted :class:`ClassLatent` (``"bagan"``, ``"bagan_gp"``; copied).
+
+    Returns:
+        ``(net_G, net_D, extras)`` on the CPU: ``(autoencoder, None, {})`` for stage 1, else
+        ``(decoder copy, discriminator, {"latent": latent})``.
+    """
+    s = settings
+    if name == "bagan_autoencoder":
+        torch.manual_seed(s["seed"])
+        return generator(name, nz=s["nz"], image_size=s["image_size"], channels=s["channels"], width_G=s["width_G"],
+                        width_D=s["width_D"]), None, {}
+    ae = _check_autoencoder(name, autoencoder)
+    if not isinstance(latent, ClassLatent):
+        raise ValueError(f"{name} samples latents per class: pass latent= (bagan.fit_latent(autoencoder, x, y)), "
+                         f"got {type(latent).__name__}.")
+    dec = ae.decoder
+    if (dec.nz, dec.image_size, dec.channels) != (s["nz"], s["image_size"], s["channels"]):
+        raise ValueError(f"the autoencoder has nz={dec.nz}, image_size={dec.image_size}, channels={dec.channels}; "
+                         f"build_gan got nz={s['nz']}, image_size={s['image_size']}, channels={s['channels']}. "
+                         "Pass the autoencoder's settings.")
+    if latent.num_classes != s["num_classes"] or latent.nz != ae.encoder.nz:
+        raise ValueError(f"latent has {latent.num_classes} classes of codes of size {latent.nz}; build_gan got "
+                         f"num_classes={s['num_classes']} and an autoencoder with nz={ae.encoder.nz}. Fit the latent "
+                         "with this autoencoder on labels 0..num_classes-1.")
+    torch.manual_seed(s["seed"])
+    net_G = generator(name, autoencoder=ae)
+    net_D = discriminator(name, autoencoder=ae, num_classes=s["num_classes"])
+    return net_G, net_D, {"latent": copy.deepcopy(latent)}
+
+
+# --- training steps -----------------------------------------------------------------------------
+
+def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One step of the GAN's stage: :func:`autoencoder_step`, :func:`bagan_step` or :func:`bagan_gp_step`.
+
+    Args:
+        gan: a ``"bagan_autoencoder"``, ``"bagan"`` or ``"bagan_gp"`` GAN.
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+    """
+    steps = {"bagan_autoencoder": autoencoder_step, "bagan": bagan_step, "bagan_gp": bagan_gp_step}
+    if gan.name not in steps:
+        raise ValueError(f"{gan.name!r} is not a BAGAN name; valid names: {list(steps)}.")
+    return steps[gan.name](gan, data, step)
+
+
+def autoencoder_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """Stage 1: one Adam step on ``loss_AE = E[(x - Dec(E(x)))^2]`` over ``x = data.batch(step)[0]``.
+
+    Args:
+        gan: a ``"bagan_autoencoder"`` GAN (``net_G`` is the autoencoder).
+        data: the training images (all classes).
+        step: the 0-based training step.
+
+    Returns:
+        ``{"loss_AE"}``.
+    """
+    ae, opt = gan.net_G, gan.opt_G
+    x_real = data.batch(step)[0]  # `(B, C, S, S)`
+    with amp_context(x_real.device, gan.settings["amp"]):
+        loss = reconstruction_mse(x_real, ae(x_real).float())
+    check_finite("loss_AE", loss, step)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if gan.ema is not None:
+        gan.ema.update(ae)
+    return {"loss_AE": loss.item()}
+
+
+def bagan_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One BAGAN update: a (K+1)-class discriminator step, then a generator step.
+
+    ``(x, y) = data.batch(step)``; the fake classes ``y_fake`` are drawn uniformly from
+    ``0..K-1`` (global RNG), latents ``c ~ N(mu_y_fake, Sigma_y_fake)``;
+    ``loss_D = CE(D(x), y) + CE(D(G(c)), K)``, then with fresh latents of the same classes
+    ``loss_G = CE(D(G(c)), y_fake)`` (:func:`~medgan_core.losses.d_bagan`,
+    :func:`~medgan_core.losses.g_bagan`). The EMA (if any) follows the generator step.
+
+    Args:
+        gan: a ``"bagan"`` GAN (``extras["latent"]`` the fitted :class:`ClassLatent`).
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        ``{"loss_D", "loss_G"}``.
+    """
+    net_G, net_D, latent, amp = gan.net_G, gan.net_D, gan.extras["latent"], gan.settings["amp"]
+    x_real, y_real = data.batch(step)  # `(B, C, S, S)`, `(B,)`
+    dev = x_real.device
+    y_fake = torch.randint(gan.num_classes, (x_real.shape[0],), device=dev)  # classes drawn uniformly, as in BAGAN
+    with amp_context(dev, amp):
+        with torch.no_grad():
+            x_fake = net_G(latent.sample(y_fake))
+        loss_D = d_bagan(net_D(x_real).float(), y_real, net_D(x_fake).float())
+    check_finite("loss_D", loss_D, step)
+    gan.opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    gan.opt_D.step()
+    net_D.requires_grad_(False)
+    try:
+        with amp_context(dev, amp):
+            loss_G = g_bagan(net_D(net_G(latent.sample(y_fake))).float(), y_fake)
+    finally:
+        net_D.requires_grad_(True)
+    check_finite("loss_G", loss_G, step)
+    gan.opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    gan.opt_G.step()
+    if gan.ema is not None:
+        gan.ema.update(net_G)
+    return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
+
+
+def bagan_gp_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One BAGAN-GP update: ``n_critic`` critic steps on the same real batch, one generator step.
+
+    ``(x, y) = data.batch(step)``; fakes ``G(c)``, ``c ~ N(mu_y, Sigma_y)`` of the batch's own
+    classes, fresh at every critic step; ``loss_D = E[D(G(c), y)] - E[D(x, y)] + gp_weight GP``,
+    ``loss_G = -E[D(G(c), y)]`` (:func:`~medgan_core.train.loop.adversarial_step`).
+
+    Args:
+        gan: a ``"bagan_gp"`` GAN (``extras["latent"]`` the fitted :class:`ClassLatent`).
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``, ``gp``.
+    """
+    d_loss, g_loss = get_losses("wgan")
+    s, net_G, latent = gan.settings, gan.net_G, gan.extras["latent"]
+    x_real, y_real = data.batch(step)
+    return adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
+                            make_fake=lambda n: net_G(latent.sample(y_real)), cond=(y_real,),
+                            n_critic=s["n_critic"], gp_weight=s["gp_weight"], ema=gan.ema, step=step, amp=s["amp"])

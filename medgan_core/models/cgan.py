@@ -13,17 +13,27 @@ sigmoid; ``x_hat`` lies on a random line between a real and a generated image of
 default initialisation.
 
 Shapes: ``z`` `(B, nz)`, ``y`` `(B,)` int64 in ``0..K-1`` -> images `(B, C, S, S)` in [-1, 1];
-critic: `(B, C, S, S)`, `(B,)` -> scores `(B,)`. Built by name from :data:`MODELS` (``"cwgan_gp"``).
+critic: `(B, C, S, S)`, `(B,)` -> scores `(B,)`. Built by name through
+:func:`medgan_core.models.registry.build_gan` (``"cwgan_gp"``), which calls :func:`build`;
+:func:`train_step` is one update (``n_critic`` critic steps on one real batch, one generator step).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from medgan_core.losses import get_losses
 from medgan_core.models.dcgan import ConvTrunk, Generator
+from medgan_core.train.loop import adversarial_step
+
+if TYPE_CHECKING:
+    from medgan_core.models.registry import GAN
+
+NAMES = ("cwgan_gp",)
+BETAS = {"cwgan_gp": (0.5, 0.9)}  # Adam betas of WGAN-GP (Gulrajani et al.)
 
 
 def _check_labels(y: Tensor, batch: int, num_classes: int) -> None:
@@ -106,46 +116,74 @@ class CondCritic(nn.Module):
         return self.head(h * self.embed(y)).flatten()
 
 
-def build_cwgan_gp(num_classes: int, nz: int = 64, image_size: int = 32, channels: int = 3, width_G: int = 32,
-                   width_D: int = 32) -> tuple[CondGenerator, CondCritic]:
-    """Build the conditional WGAN-GP pair ``(net_G, net_D)``.
+def generator(name: str = "cwgan_gp", *, num_classes: int, nz: int = 64, image_size: int = 32, channels: int = 3,
+             width_G: int = 32) -> CondGenerator:
+    """The conditional generator, by its registry name.
 
     Args:
-        num_classes: number of classes.
+        name: ``"cwgan_gp"``.
+        num_classes: number of classes (>= 2).
         nz: latent size.
         image_size: image side.
         channels: image channels.
         width_G: generator width.
-        width_D: critic width.
     """
-    return (CondGenerator(num_classes, nz, image_size, channels, width_G),
-            CondCritic(num_classes, image_size, channels, width_D))
+    return CondGenerator(num_classes, nz, image_size, channels, width_G)
 
 
-MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"cwgan_gp": build_cwgan_gp}
-
-
-@torch.no_grad()
-def sample_class(net_G: CondGenerator, cls: int, n: int, seed: int, batch_size: int = 256) -> Tensor:
-    """``n`` images of class ``cls`` with latents drawn from ``seed`` (eval mode).
+def discriminator(name: str = "cwgan_gp", *, num_classes: int, image_size: int = 32, channels: int = 3,
+             width_D: int = 32) -> CondCritic:
+    """The conditional critic, by its registry name.
 
     Args:
-        net_G: a :class:`CondGenerator`.
-        cls: the class index.
-        n: number of images.
-        seed: seed of the latents.
-        batch_size: images per forward pass.
+        name: ``"cwgan_gp"``.
+        num_classes: number of classes (>= 2).
+        image_size: image side.
+        channels: image channels.
+        width_D: critic width.
+    """
+    return CondCritic(num_classes, image_size, channels, width_D)
+
+
+def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: ``torch.manual_seed(seed)``, then the pair.
+
+    Args:
+        name: ``"cwgan_gp"``.
+        settings: the registry's settings (``num_classes``, ``nz``, ``image_size``, ``channels``,
+            ``width_G``, ``width_D``, ``seed``).
 
     Returns:
-        `(n, C, S, S)` in [-1, 1], on the CPU.
+        ``(net_G, net_D, extras)`` on the CPU; ``extras`` is empty.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(n, net_G.nz, generator=gen)
-    y = torch.full((n,), int(cls), dtype=torch.long)
-    device = next(net_G.parameters()).device
-    was_training = net_G.training
-    net_G.eval()
-    out = [net_G(z[i:i + batch_size].to(device), y[i:i + batch_size].to(device)).float().cpu()
-           for i in range(0, n, batch_size)]
-    net_G.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, net_G.channels, net_G.image_size, net_G.image_size)
+    s = settings
+    torch.manual_seed(s["seed"])
+    net_G = generator(name, num_classes=s["num_classes"], nz=s["nz"], image_size=s["image_size"], channels=s["channels"],
+                      width_G=s["width_G"])
+    return net_G, discriminator(name, num_classes=s["num_classes"], image_size=s["image_size"], channels=s["channels"],
+                                width_D=s["width_D"]), {}
+
+
+def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One conditional WGAN-GP update: ``n_critic`` critic steps on the same real batch, one generator step.
+
+    ``(x, y) = data.batch(step)``; fakes ``G(z, y)`` of the batch's own classes with a fresh
+    ``z ~ N(0, I)`` (global RNG) at every critic step;
+    ``loss_D = E[D(G(z, y), y)] - E[D(x, y)] + gp_weight GP``, ``loss_G = -E[D(G(z, y), y)]``
+    (:func:`~medgan_core.train.loop.adversarial_step`). The EMA (if any) follows the generator step.
+
+    Args:
+        gan: a ``"cwgan_gp"`` GAN.
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``, ``gp``.
+    """
+    d_loss, g_loss = get_losses("wgan")
+    s, net_G = gan.settings, gan.net_G
+    x_real, y_real = data.batch(step)  # `(B, C, S, S)`, `(B,)`
+    dev = x_real.device
+    return adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
+                            make_fake=lambda n: net_G(torch.randn(n, s["nz"], device=dev), y_real), cond=(y_real,),
+                            n_critic=s["n_critic"], gp_weight=s["gp_weight"], ema=gan.ema, step=step, amp=s["amp"])

@@ -5,7 +5,9 @@ Objective (non-saturating GAN, ``D`` outputs a logit, ``s`` is the sigmoid):
     loss_D = -E[log s(D(x))] - E[log(1 - s(D(G(z))))],    loss_G = -E[log s(D(G(z)))]
 
 (:func:`medgan_core.losses.get_losses` ``("nonsaturating")``). Experiment 01 trains one
-unconditional DCGAN per cell type, as in the write-up.
+unconditional DCGAN per cell type, as in the write-up: with ``num_classes = K > 1`` the registry
+builds ``K`` independent pairs (``nn.ModuleList``s, pair ``c`` initialised after
+``torch.manual_seed(seed + c)``) and :func:`train_step` updates each on its own class's batch.
 
 Shapes, for an image side ``S`` in {16, 32, 64, 128} (a power of two, at least 16):
 
@@ -18,18 +20,27 @@ Shapes, for an image side ``S`` in {16, 32, 64, 128} (a power of two, at least 1
 
 The generator and trunk are reused by the conditional WGAN-GP (:mod:`.cgan`) and by BAGAN
 (:mod:`.bagan`, whose autoencoder is a trunk encoder plus a generator decoder).
-Models are built by name from :data:`MODELS` (``"dcgan"``).
+Built by name through :func:`medgan_core.models.registry.build_gan` (``"dcgan"``), which calls
+:func:`build`; :func:`train_step` is one update of every class's pair.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from medgan_core.losses import get_losses
+from medgan_core.train.loop import adversarial_step
+
+if TYPE_CHECKING:
+    from medgan_core.models.registry import GAN
+
 NORMS = ("batch", "none")
+NAMES = ("dcgan",)
+BETAS = {"dcgan": (0.5, 0.999)}  # Adam betas (Radford et al.)
 
 
 def check_image_size(size: int) -> int:
@@ -170,50 +181,94 @@ class Discriminator(nn.Module):
         return self.head(self.trunk(x)).flatten()
 
 
-def build_dcgan(nz: int = 64, image_size: int = 32, channels: int = 3, width_G: int = 32,
-                width_D: int = 32) -> tuple[Generator, Discriminator]:
-    """Build an unconditional DCGAN pair ``(net_G, net_D)``.
+def generator(name: str = "dcgan", *, nz: int = 64, image_size: int = 32, channels: int = 3,
+             width_G: int = 32) -> Generator:
+    """The DCGAN generator, by its registry name.
 
     Args:
+        name: ``"dcgan"``.
         nz: latent size.
-        image_size: image side (power of two, >= 16).
+        image_size: image side.
         channels: image channels.
         width_G: generator width.
+    """
+    return Generator(nz, image_size, channels, width_G)
+
+
+def discriminator(name: str = "dcgan", *, image_size: int = 32, channels: int = 3, width_D: int = 32) -> Discriminator:
+    """The DCGAN discriminator, by its registry name.
+
+    Args:
+        name: ``"dcgan"``.
+        image_size: image side.
+        channels: image channels.
         width_D: discriminator width.
     """
-    return Generator(nz, image_size, channels, width_G), Discriminator(image_size, channels, width_D)
+    return Discriminator(image_size, channels, width_D)
 
 
-MODELS: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {"dcgan": build_dcgan}
+def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: one pair, or one per class.
 
-
-def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters.
-
-    Args:
-        net: the model.
-    """
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def sample(net_G: nn.Module, n: int, seed: int, batch_size: int = 256) -> Tensor:
-    """``n`` images from an unconditional generator with latents drawn from ``seed`` (eval mode).
+    With ``K = settings["num_classes"] > 1``: ``nn.ModuleList``s of ``K`` generators and ``K``
+    discriminators, pair ``c`` built right after ``torch.manual_seed(seed + c)`` (so it equals a
+    standalone DCGAN built after that seed); with ``K = 1``: one pair after ``torch.manual_seed(seed)``.
 
     Args:
-        net_G: a :class:`Generator`.
-        n: number of images.
-        seed: seed of the latents.
-        batch_size: images per forward pass.
+        name: ``"dcgan"``.
+        settings: the registry's settings (``num_classes``, ``nz``, ``image_size``, ``channels``,
+            ``width_G``, ``width_D``, ``seed``).
 
     Returns:
-        `(n, C, S, S)` in [-1, 1], on the CPU.
+        ``(net_G, net_D, extras)`` on the CPU; ``extras`` is empty.
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(n, net_G.nz, generator=gen)  # `(n, nz)`
-    device = next(net_G.parameters()).device
-    was_training = net_G.training
-    net_G.eval()
-    out = [net_G(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)]
-    net_G.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, net_G.channels, net_G.image_size, net_G.image_size)
+    s = settings
+    pairs = []
+    for c in range(s["num_classes"]):
+        torch.manual_seed(s["seed"] + c)
+        pairs.append((generator(name, nz=s["nz"], image_size=s["image_size"], channels=s["channels"], width_G=s["width_G"]),
+                      discriminator(name, image_size=s["image_size"], channels=s["channels"], width_D=s["width_D"])))
+    if len(pairs) == 1:
+        return pairs[0][0], pairs[0][1], {}
+    return nn.ModuleList(g for g, _ in pairs), nn.ModuleList(d for _, d in pairs), {}
+
+
+def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One non-saturating GAN update of every class's pair (one discriminator step, one generator step).
+
+    For each class ``c``: ``x_real = data.batch(step, cls=c)[0]`` (with ``K = 1``: ``data.batch(step)``,
+    all images), fakes ``G_c(z)`` with ``z ~ N(0, I)`` from the global RNG, then
+    :func:`~medgan_core.train.loop.adversarial_step` on ``loss_D = E[softplus(-D(x))] + E[softplus(D(G(z)))]``
+    and ``loss_G = E[softplus(-D(G(z)))]``. The EMA (if any) is updated after the generator steps.
+
+    Args:
+        gan: a ``"dcgan"`` GAN.
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``; with ``K > 1`` each also per class
+        (``loss_D_c0``, ...) and the plain names hold the means over classes.
+    """
+    d_loss, g_loss = get_losses("nonsaturating")
+    nz, amp = gan.settings["nz"], gan.settings["amp"]
+    per_class = isinstance(gan.net_G, nn.ModuleList)
+    pairs = list(zip(gan.net_G, gan.net_D)) if per_class else [(gan.net_G, gan.net_D)]
+    if per_class and getattr(data, "num_classes", len(pairs)) != len(pairs):
+        raise ValueError(f"the per-class DCGAN has {len(pairs)} pairs but the data {data.num_classes} classes; "
+                         "build it with num_classes=data.num_classes.")
+    out: dict[str, float] = {}
+    for c, (net_G, net_D) in enumerate(pairs):
+        x_real = data.batch(step, cls=c)[0] if per_class else data.batch(step)[0]  # `(B, C, S, S)`
+        dev = x_real.device
+        losses = adversarial_step(net_G, net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
+                                  sample_z=lambda n: torch.randn(n, nz, device=dev), step=step, amp=amp,
+                                  ema=None if per_class else gan.ema)
+        if not per_class:
+            return losses
+        out.update({f"{k}_c{c}": v for k, v in losses.items()})
+    for k in ("loss_D", "loss_G", "d_real", "d_fake"):
+        out[k] = sum(out[f"{k}_c{c}"] for c in range(len(pairs))) / len(pairs)
+    if gan.ema is not None:
+        gan.ema.update(gan.net_G)
+    return out

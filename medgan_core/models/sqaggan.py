@@ -30,7 +30,16 @@ the pair ``(G(y), y)`` restricted to the background ``M_bg = 1 - M_n`` (both ima
 
 with ``L_G,f``, ``L_G,e`` the generated-image terms of ``L_D,f``, ``L_D,e`` and ``||.||_1`` the
 mean absolute value over all ``N_total`` elements (``N_n`` of them inside the nodule), over every
-slice of the sequence. The loss terms are pure functions below; :func:`train_step` wires them.
+slice of the sequence. The loss terms are pure functions in :mod:`medgan_core.losses`
+(:class:`~medgan_core.losses.Lambdas`, :func:`~medgan_core.losses.d_sqaggan`,
+:func:`~medgan_core.losses.g_sqaggan`, ...); :func:`update` wires them.
+
+Built by name through :func:`medgan_core.models.registry.build_gan` (``"sqaggan"``, or
+``"sqaggan_no_lstm"`` for the ablation, with ``num_features``, ``lam`` and ``grad_checkpoint``),
+which calls :func:`build`; :func:`train_step` draws the step's batch from a
+:class:`~medgan_core.data.nodule_sequences.NoduleBatches` and runs :func:`update`.
+:func:`generate` runs ``G`` over a whole set and :func:`five_panel_snapshot` makes the
+write-up's five panels.
 
 Shapes: sequences `(B, T, 1, H, W)` in [-1, 1], masks `(B, T, 1, H, W)` in {0, 1}, features
 `(B, F)` in [0, 1]; ``H, W`` divisible by 8 (generator) and >= 16 (discriminator). Outputs:
@@ -40,18 +49,25 @@ Shapes: sequences `(B, T, 1, H, W)` in [-1, 1], masks `(B, T, 1, H, W)` in {0, 1
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from medgan_core.losses import d_wasserstein, g_wasserstein, gradient_penalty, masked_l1
+from medgan_core.losses import Lambdas, background_l1, d_sqaggan, g_sqaggan, gradient_penalty, nodule_l1
 from medgan_core.models.convlstm import BiConvLSTM
+from medgan_core.train.cost import count_parameters
 from medgan_core.train.device import amp_context
 from medgan_core.train.guard import check_finite
+
+if TYPE_CHECKING:
+    from medgan_core.models.registry import GAN
+
+NAMES = ("sqaggan", "sqaggan_no_lstm")
+BETAS = {"sqaggan": (0.5, 0.9), "sqaggan_no_lstm": (0.5, 0.9)}  # Adam betas of WGAN-GP
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -190,184 +206,52 @@ class SQAGGANDiscriminator(nn.Module):
         return self.critic(h).squeeze(1), self.features(h), self.presence(h).squeeze(1)
 
 
-# --- registry -------------------------------------------------------------------------------
+# --- registry hooks ---------------------------------------------------------------------------
 
-GENERATORS = {"sqaggan": lambda **kw: SQAGGANGenerator(bilstm=True, **kw),
-              "sqaggan_no_lstm": lambda **kw: SQAGGANGenerator(bilstm=False, **kw)}
-
-
-def define_G(name: str, num_features: int, base_width: int, grad_checkpoint: bool = False) -> SQAGGANGenerator:
-    """Build a generator by its name in ``params/*.yaml``.
+def generator(name: str, *, num_features: int, width_G: int = 64, grad_checkpoint: bool = False) -> SQAGGANGenerator:
+    """The generator by its registry name.
 
     Args:
         name: ``"sqaggan"`` (with the Bi-ConvLSTMs) or ``"sqaggan_no_lstm"`` (the ablation).
         num_features: length of ``f``.
-        base_width: first-level channels.
+        width_G: first-level channels.
         grad_checkpoint: recompute blocks in the backward pass.
     """
-    if name not in GENERATORS:
-        raise ValueError(f"Unknown generator {name!r}; valid names: {sorted(GENERATORS)}.")
-    return GENERATORS[name](num_features=num_features, base_width=base_width, grad_checkpoint=grad_checkpoint)
+    return SQAGGANGenerator(num_features, width_G, bilstm=name == "sqaggan", grad_checkpoint=grad_checkpoint)
 
 
-def define_D(num_features: int, base_width: int) -> SQAGGANDiscriminator:
-    """Build the three-headed discriminator.
+def discriminator(name: str = "sqaggan", *, num_features: int, width_D: int = 64) -> SQAGGANDiscriminator:
+    """The three-headed discriminator (the same for both names).
 
     Args:
+        name: ``"sqaggan"`` or ``"sqaggan_no_lstm"``.
         num_features: length of ``f``.
-        base_width: first-layer channels.
+        width_D: first-layer channels.
     """
-    return SQAGGANDiscriminator(num_features, base_width)
+    return SQAGGANDiscriminator(num_features, width_D)
 
 
-def count_parameters(net: nn.Module) -> int:
-    """Number of trainable parameters.
+def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: ``torch.manual_seed(seed)``, G, then D.
 
     Args:
-        net: the model.
-    """
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
-
-
-# --- loss terms (pure functions) ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Lambdas:
-    """Weights of the SQ-AGGAN objective (the write-up names them but gives no values).
-
-    Args:
-        gp: WGAN-GP gradient-penalty weight (10, Gulrajani et al.).
-        f: feature-classifier weight ``lambda_f``.
-        yn: presence-classifier weight ``lambda_yn``.
-        GF: nodule reconstruction L1 weight ``lambda_GF``.
-        GB: background L1 weight ``lambda_GB``.
-    """
-
-    gp: float = 10.0
-    f: float = 1.0
-    yn: float = 1.0
-    GF: float = 10.0
-    GB: float = 100.0
-
-    def __post_init__(self) -> None:
-        bad = {k: v for k, v in asdict(self).items() if not v >= 0}
-        if bad:
-            raise ValueError(f"loss weights must be >= 0; got {bad}.")
-
-
-def feature_term(f_hats: list[Tensor], f: Tensor) -> Tensor:
-    """Sum over the given inputs of the mean squared error between ``C_F`` outputs and ``f``.
-
-    ``sum_k mean((C_F(.)_k - f)^2)``: ``L_D,f`` with real, reconstructed and injected outputs,
-    ``L_G,f`` with the two generated ones.
-
-    Args:
-        f_hats: ``C_F`` outputs, each `(B, F)`.
-        f: the target features `(B, F)`.
-    """
-    for f_hat in f_hats:
-        if f_hat.shape != f.shape:
-            raise ValueError(f"C_F output {tuple(f_hat.shape)} and f {tuple(f.shape)} must have one shape.")
-    return sum(F.mse_loss(f_hat, f) for f_hat in f_hats)
-
-
-def presence_term(logits_present: list[Tensor], logits_absent: list[Tensor] = ()) -> Tensor:
-    """Sum of BCE-with-logits of ``C_YN``: target 1 for nodule-bearing inputs, 0 for backgrounds.
-
-    ``sum_k BCE(s(e_k), 1) + sum_j BCE(s(e_j), 0)`` with ``BCE`` the batch mean.
-
-    Args:
-        logits_present: presence logits of inputs that hold a nodule, each `(B,)`.
-        logits_absent: presence logits of nodule-free inputs, each `(B,)`.
-    """
-    terms = [F.binary_cross_entropy_with_logits(e, torch.ones_like(e)) for e in logits_present]
-    terms += [F.binary_cross_entropy_with_logits(e, torch.zeros_like(e)) for e in logits_absent]
-    if not terms:
-        raise ValueError("presence_term needs at least one logit tensor.")
-    return sum(terms)
-
-
-def nodule_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, m_n: Tensor) -> Tensor:
-    """``L_G,F = (N_total / N_n)(||M_n G(x') - M_n x||_1 + ||M_n G(y) - M_n x||_1)``.
-
-    ``||.||_1`` is the mean absolute value over all ``N_total`` elements, so each term is the
-    mean error per nodule pixel (:func:`medgan_core.losses.masked_l1` with area normalisation).
-
-    Args:
-        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
-        g_inj: ``G(y)``, same shape.
-        x: the real nodule sequence, same shape.
-        m_n: the nodule mask, same shape, in {0, 1}.
-    """
-    return masked_l1(g_rec, x, m_n) + masked_l1(g_inj, x, m_n)
-
-
-def background_l1(g_rec: Tensor, g_inj: Tensor, x: Tensor, y: Tensor, m_bg: Tensor) -> Tensor:
-    """``L_G,B = ||M_bg G(x') - M_bg x||_1 + ||M_bg G(y) - M_bg y||_1`` (means over all elements).
-
-    Zero when the outputs equal their inputs wherever ``m_bg`` is on.
-
-    Args:
-        g_rec: ``G(x')`` `(B, T, 1, H, W)`.
-        g_inj: ``G(y)``, same shape.
-        x: the real nodule sequence, same shape.
-        y: the background sequence, same shape.
-        m_bg: the background mask ``1 - M_n``, same shape.
-    """
-    return masked_l1(g_rec, x, m_bg, normalise_by_area=False) + masked_l1(g_inj, y, m_bg, normalise_by_area=False)
-
-
-def d_sqaggan(c_x: Tensor, c_rec: Tensor, c_ybg: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor,
-              e_present: list[Tensor], e_absent: list[Tensor], gp_f: Tensor, gp_b: Tensor,
-              lam: Lambdas) -> dict[str, Tensor]:
-    """The discriminator objective ``L_D`` and its terms.
-
-    Args:
-        c_x: critic scores of ``x_m`` `(B,)`.
-        c_rec: critic scores of ``G(x')_m``.
-        c_ybg: critic scores of ``M_bg y_m``.
-        c_injbg: critic scores of ``M_bg G(y)_m``.
-        f_hats: ``C_F`` outputs on ``x_m``, ``G(x')_m``, ``G(y)_m``.
-        f: target features `(B, F)`.
-        e_present: ``C_YN`` logits on ``x_m``, ``G(x')_m``, ``G(y)_m``.
-        e_absent: ``C_YN`` logits on ``y_m``.
-        gp_f: gradient penalty of the reconstruction pair.
-        gp_b: gradient penalty of the injection (background) pair.
-        lam: the loss weights.
+        name: ``"sqaggan"`` or ``"sqaggan_no_lstm"``.
+        settings: the registry's settings (``num_features``, ``width_G``, ``width_D``,
+            ``grad_checkpoint``, ``seed``).
 
     Returns:
-        ``{"loss_D", "adv_F", "adv_B", "D_f", "D_e"}`` (``adv_*`` include their penalties).
+        ``(net_G, net_D, extras)`` on the CPU; ``extras`` is empty.
     """
-    adv_f = d_wasserstein(c_x, c_rec) + lam.gp * gp_f
-    adv_b = d_wasserstein(c_ybg, c_injbg) + lam.gp * gp_b
-    d_f = feature_term(f_hats, f)
-    d_e = presence_term(e_present, e_absent)
-    return {"loss_D": adv_f + adv_b + lam.f * d_f + lam.yn * d_e, "adv_F": adv_f, "adv_B": adv_b,
-            "D_f": d_f, "D_e": d_e}
-
-
-def g_sqaggan(c_rec: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor, e_present: list[Tensor],
-              l1_nodule: Tensor, l1_background: Tensor, lam: Lambdas) -> dict[str, Tensor]:
-    """The generator objective ``L_G`` and its terms.
-
-    Args:
-        c_rec: critic scores of ``G(x')_m`` `(B,)`.
-        c_injbg: critic scores of ``M_bg G(y)_m``.
-        f_hats: ``C_F`` outputs on ``G(x')_m``, ``G(y)_m``.
-        f: target features `(B, F)`.
-        e_present: ``C_YN`` logits on ``G(x')_m``, ``G(y)_m``.
-        l1_nodule: :func:`nodule_l1`.
-        l1_background: :func:`background_l1`.
-        lam: the loss weights.
-
-    Returns:
-        ``{"loss_G", "G_adv", "G_f", "G_e", "G_F", "G_B"}``.
-    """
-    adv = g_wasserstein(c_rec) + g_wasserstein(c_injbg)
-    g_f = feature_term(f_hats, f)
-    g_e = presence_term(e_present)
-    total = adv + lam.f * g_f + lam.yn * g_e + lam.GF * l1_nodule + lam.GB * l1_background
-    return {"loss_G": total, "G_adv": adv, "G_f": g_f, "G_e": g_e, "G_F": l1_nodule, "G_B": l1_background}
+    s = settings
+    if not isinstance(s.get("num_features"), int) or s["num_features"] < 0:
+        raise ValueError(f"{name} needs num_features= (the length of f, e.g. seqs.f.shape[1]), got "
+                         f"{s.get('num_features')!r}.")
+    if not isinstance(s.get("lam"), Lambdas):
+        raise ValueError(f"lam must be a medgan_core.losses.Lambdas, got {type(s.get('lam')).__name__}.")
+    torch.manual_seed(s["seed"])
+    net_G = generator(name, num_features=s["num_features"], width_G=s["width_G"], grad_checkpoint=s["grad_checkpoint"])
+    net_D = discriminator(name, num_features=s["num_features"], width_D=s["width_D"])
+    return net_G, net_D, {}
 
 
 # --- one training step ----------------------------------------------------------------------
@@ -396,9 +280,9 @@ def generate_pair(net_G: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, T
     return out.chunk(2)
 
 
-def train_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
-               batch: dict[str, Tensor], lam: Lambdas, n_critic: int = 1, amp: bool = False,
-               step: int | None = None) -> dict[str, float]:
+def update(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+           batch: dict[str, Tensor], lam: Lambdas, n_critic: int = 1, amp: bool = False,
+           step: int | None = None) -> dict[str, float]:
     """One SQ-AGGAN update: ``n_critic`` steps on ``L_D``, then one on ``L_G``.
 
     Args:
@@ -466,6 +350,115 @@ def train_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer,
     opt_G.step()
     out.update({k: v.item() for k, v in terms.items()})
     return out
+
+
+def random_batch(batch: int, seq_len: int, size: int, num_features: int, seed: int = 0,
+                 device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """A random batch of SQ-AGGAN's shapes, for timing and memory measurements (not for training).
+
+    ``x``, ``x_removed``, ``y`` uniform in [-1, 1], ``m`` on where a uniform draw exceeds 0.9,
+    ``f`` uniform in [0, 1], all from ``torch.Generator().manual_seed(seed)``.
+
+    Args:
+        batch: sequences ``B``.
+        seq_len: slices ``T``.
+        size: slice side ``S`` (divisible by 8, at least 16).
+        num_features: length ``F`` of ``f``.
+        seed: seed of the draws.
+        device: where the tensors go.
+
+    Returns:
+        ``{x, x_removed, m, y}`` `(B, T, 1, S, S)` and ``f`` `(B, F)`.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    shape = (batch, seq_len, 1, size, size)
+    out = {k: torch.rand(shape, generator=gen) * 2 - 1 for k in ("x", "x_removed", "y")}
+    out["m"] = (torch.rand(shape, generator=gen) > 0.9).float()
+    out["f"] = torch.rand(batch, num_features, generator=gen)
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One SQ-AGGAN step: ``batch = data.batch(step)``, then :func:`update` (``n_critic`` steps on
+    ``L_D``, one on ``L_G``), then the EMA (if any).
+
+    Args:
+        gan: a ``"sqaggan"`` or ``"sqaggan_no_lstm"`` GAN (``settings``: ``lam``, ``n_critic``, ``amp``).
+        data: a :class:`~medgan_core.data.nodule_sequences.NoduleBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        Every loss term as a float (``loss_D``, ``loss_G`` and their parts).
+    """
+    s = gan.settings
+    batch = data.batch(step)
+    out = update(gan.net_G, gan.net_D, gan.opt_G, gan.opt_D, batch, s["lam"], n_critic=s["n_critic"], amp=s["amp"],
+                 step=step)
+    if gan.ema is not None:
+        gan.ema.update(gan.net_G)
+    return out
+
+
+def _sequences(a: np.ndarray, device: torch.device | str) -> Tensor:
+    """`(N, T, S, S)` array -> `(N, T, 1, S, S)` float32 tensor on ``device``."""
+    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).unsqueeze(2)
+
+
+@torch.no_grad()
+def generate(net_G: nn.Module, x_in: np.ndarray, m: np.ndarray, f: np.ndarray, batch_size: int = 64,
+             device: torch.device | str = "cpu") -> np.ndarray:
+    """Run ``G`` over a set in eval mode (the mode is restored after).
+
+    Args:
+        net_G: the generator.
+        x_in: `(N, T, S, S)` inputs (``x'`` or ``y``) in [-1, 1].
+        m: `(N, T, S, S)` nodule masks.
+        f: `(N, F)` features in [0, 1].
+        batch_size: sequences per forward pass.
+        device: where to run.
+
+    Returns:
+        `(N, T, S, S)` float32 in [-1, 1].
+    """
+    if not (len(x_in) == len(m) == len(f)):
+        raise ValueError(f"x_in, m and f need one length; got {len(x_in)}, {len(m)}, {len(f)}.")
+    was = net_G.training
+    net_G.eval()
+    out = []
+    for i in range(0, len(x_in), batch_size):
+        sl = slice(i, i + batch_size)
+        o = net_G(_sequences(x_in[sl], device), _sequences(m[sl], device),
+                  torch.as_tensor(f[sl], dtype=torch.float32, device=device))
+        out.append(o.squeeze(2).float().cpu().numpy())
+    net_G.train(was)
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(x_in.shape[1:]), np.float32)
+
+
+@torch.no_grad()
+def five_panel_snapshot(net_G: nn.Module, fixed_batch: dict[str, Tensor]) -> np.ndarray:
+    """The write-up's five panels of fixed examples: middle slices of ``x``, ``x'``, ``G(x')``, ``y``, ``G(y)``.
+
+    ``G`` runs in eval mode (the mode is restored after).
+
+    Args:
+        net_G: the generator.
+        fixed_batch: ``x``, ``x_removed``, ``m``, ``y`` `(R, T, 1, S, S)` and ``f`` `(R, F)`
+            (e.g. :meth:`~medgan_core.data.nodule_sequences.NoduleBatches.fixed`).
+
+    Returns:
+        `(R, 5, S, S)` float32: original, erased, reconstructed, background, injected.
+    """
+    _check_batch(fixed_batch)
+    t_mid = fixed_batch["x"].shape[1] // 2
+    was = net_G.training
+    net_G.eval()
+    try:
+        g_rec, g_inj = generate_pair(net_G, fixed_batch)
+    finally:
+        net_G.train(was)
+    panels = torch.stack([fixed_batch["x"][:, t_mid, 0], fixed_batch["x_removed"][:, t_mid, 0], g_rec[:, t_mid, 0],
+                          fixed_batch["y"][:, t_mid, 0], g_inj[:, t_mid, 0]], dim=1)  # `(R, 5, S, S)`
+    return panels.float().cpu().numpy()
 
 
 def config_summary(net_G: nn.Module, net_D: nn.Module) -> dict[str, Any]:

@@ -1,0 +1,253 @@
+"""One registry of GAN families: build a GAN by name, train it with its family's step, sample it.
+
+    gan = build_gan("cwgan_gp", num_classes=4, image_size=32, width_G=32, width_D=32, n_critic=2, seed=0)
+    losses = gan.train_step(data, step)     # the family's update: models/cgan.py's train_step
+    x = gan.sample(cls=1, n=16, seed=0)     # `(16, C, S, S)` in [-1, 1]
+
+The names are the names in ``params/*.yaml`` (CycleGAN's ``define_G``/``define_D``; StudioGAN's
+``d_losses[adv_loss]``). Each family's file owns its networks, its builder (``build``, which seeds
+the weights with ``torch.manual_seed``; ``generator``/``discriminator`` build one network, which
+:func:`define_G`/:func:`define_D` call), its Adam betas (``BETAS``) and its ``train_step``:
+
+| name                 | file                | what it is                                            | Adam betas   |
+|----------------------|---------------------|-------------------------------------------------------|--------------|
+| `dcgan`              | :mod:`.dcgan`       | DCGAN; with ``num_classes = K > 1`` one DCGAN per class | (0.5, 0.999) |
+| `cwgan_gp`           | :mod:`.cgan`        | conditional WGAN-GP                                   | (0.5, 0.9)   |
+| `bagan_autoencoder`  | :mod:`.bagan`       | BAGAN stage 1: the autoencoder (``net_D`` is ``None``)  | (0.5, 0.999) |
+| `bagan`              | :mod:`.bagan`       | BAGAN (needs ``autoencoder=`` and ``latent=``)          | (0.5, 0.999) |
+| `bagan_gp`           | :mod:`.bagan`       | BAGAN-GP (needs ``autoencoder=`` and ``latent=``)       | (0.5, 0.9)   |
+| `sqaggan`            | :mod:`.sqaggan`     | SQ-AGGAN (``num_features``, ``lam``, ``grad_checkpoint``) | (0.5, 0.9) |
+| `sqaggan_no_lstm`    | :mod:`.sqaggan`     | its ablation without the Bi-ConvLSTMs                 | (0.5, 0.9)   |
+
+:func:`sample` is the one sampler of the image GANs: latents ``z ~ N(0, I)`` from
+``torch.Generator().manual_seed(seed)`` (BAGAN: ``c ~ N(mu_cls, Sigma_cls)`` from the same
+generator), the generator in eval mode, in batches; so one seed gives the same images wherever
+it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medgan_core.losses import Lambdas
+from medgan_core.models import bagan, cgan, dcgan, sqaggan
+from medgan_core.train.ema import EMA
+
+FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan) for name in family.NAMES}
+GAN_NAMES: tuple[str, ...] = tuple(FAMILIES)
+# settings only some families take, with their defaults
+FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
+    "sqaggan": {"num_features": None, "lam": Lambdas(), "grad_checkpoint": False},
+    "sqaggan_no_lstm": {"num_features": None, "lam": Lambdas(), "grad_checkpoint": False},
+}
+_NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm")
+
+
+def _family(name: str) -> ModuleType:
+    if name not in FAMILIES:
+        raise ValueError(f"Unknown GAN {name!r}; valid names: {list(GAN_NAMES)}.")
+    return FAMILIES[name]
+
+
+@dataclass
+class GAN:
+    """A built GAN: its networks, optimisers, settings, and how to train and sample it.
+
+    Args:
+        name: the registry name, e.g. ``"dcgan"``.
+        net_G: the generator (per-class DCGAN: an ``nn.ModuleList``; ``bagan_autoencoder``: the autoencoder).
+        net_D: the discriminator (``None`` for ``bagan_autoencoder``).
+        opt_G: Adam over ``net_G``.
+        opt_D: Adam over ``net_D`` (``None`` without one).
+        num_classes: classes it generates (1 = unconditional).
+        settings: what the family's step needs (``nz``, ``n_critic``, ``gp_weight``, ``amp``, ``lam``, ...).
+        extras: modules checkpointed with the networks (BAGAN's ``"latent"``).
+        ema: an EMA of ``net_G`` when ``ema_decay > 0``; sampling then uses the averaged weights.
+    """
+
+    name: str
+    net_G: nn.Module
+    net_D: nn.Module | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer | None
+    num_classes: int
+    settings: dict[str, Any]
+    extras: dict[str, nn.Module] = field(default_factory=dict)
+    ema: EMA | None = None
+
+    def train_step(self, data: Any, step: int) -> dict[str, float]:
+        """One training step of this GAN's family (``FAMILIES[name].train_step``).
+
+        Args:
+            data: batches by step (:class:`~medgan_core.train.trainer.ImageBatches`, or
+                :class:`~medgan_core.data.nodule_sequences.NoduleBatches` for SQ-AGGAN).
+            step: the 0-based training step.
+
+        Returns:
+            The step's losses as floats.
+        """
+        return _family(self.name).train_step(self, data, step)
+
+    def sample(self, cls: int, n: int, seed: int) -> Tensor:
+        """``n`` images of class ``cls`` (see :func:`sample`), from the EMA weights if there are any.
+
+        Args:
+            cls: class index in ``0..num_classes-1`` (0 for an unconditional GAN).
+            n: number of images.
+            seed: seed of the latents.
+
+        Returns:
+            `(n, C, S, S)` in [-1, 1], on the CPU.
+        """
+        if self.name in _NOT_SAMPLERS:
+            raise ValueError(f"{self.name} does not sample from latents: use bagan.fit_latent and build 'bagan' "
+                             "for the autoencoder, sqaggan.generate for SQ-AGGAN.")
+        if not 0 <= int(cls) < self.num_classes:
+            raise ValueError(f"{self.name}: class {cls} is outside 0..{self.num_classes - 1}.")
+        net_G = self.ema.module if self.ema is not None else self.net_G
+        latent = self.extras.get("latent")
+        takes_cls = latent is not None or isinstance(net_G, nn.ModuleList) or self.name == "cwgan_gp"
+        return sample(net_G, n, seed, cls=int(cls) if takes_cls else None, latent=latent)
+
+
+def define_G(name: str, **kw: Any) -> nn.Module:
+    """The generator network of ``name`` (no optimiser, no seeding): the family's ``generator``.
+
+    Args:
+        name: one of :data:`GAN_NAMES`.
+        **kw: the family's network settings (e.g. ``nz``, ``image_size``, ``channels``, ``width_G``;
+            ``num_classes`` for ``cwgan_gp``; ``autoencoder`` for BAGAN; ``num_features`` for SQ-AGGAN).
+    """
+    return _family(name).generator(name, **kw)
+
+
+def define_D(name: str, **kw: Any) -> nn.Module:
+    """The discriminator network of ``name`` (no optimiser, no seeding): the family's ``discriminator``.
+
+    Args:
+        name: one of :data:`GAN_NAMES` (``bagan_autoencoder`` has none).
+        **kw: the family's network settings (e.g. ``image_size``, ``channels``, ``width_D``).
+    """
+    return _family(name).discriminator(name, **kw)
+
+
+def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels: int = 3, nz: int = 64,
+              width_G: int = 32, width_D: int = 32, lr_G: float = 2e-4, lr_D: float = 2e-4, n_critic: int = 1,
+              gp_weight: float = 10.0, ema_decay: float = 0.0, seed: int = 0, device: str | torch.device = "cpu",
+              amp: bool = False, autoencoder: nn.Module | None = None, latent: nn.Module | None = None,
+              **family_kw: Any) -> GAN:
+    """Build a GAN by name: seeded networks (as the family's ``build`` does), Adam optimisers, settings.
+
+    Args:
+        name: one of :data:`GAN_NAMES`.
+        num_classes: classes to generate (``dcgan``: ``K > 1`` builds one DCGAN per class).
+        image_size: image side ``S`` (a power of two >= 16; SQ-AGGAN: unused).
+        channels: image channels.
+        nz: latent (BAGAN: code) size.
+        width_G: generator width (SQ-AGGAN: base width of G; BAGAN autoencoder: decoder width).
+        width_D: discriminator width (BAGAN autoencoder: encoder width).
+        lr_G: Adam learning rate of ``net_G`` (of the autoencoder for ``bagan_autoencoder``).
+        lr_D: Adam learning rate of ``net_D``.
+        n_critic: critic steps per generator step (WGAN-GP families and SQ-AGGAN).
+        gp_weight: gradient-penalty weight (WGAN-GP families; SQ-AGGAN uses ``lam.gp``).
+        ema_decay: decay of an EMA of ``net_G`` (0: none).
+        seed: seeds the weights (``torch.manual_seed``; per-class DCGAN pair ``c``: ``seed + c``).
+        device: where the networks live.
+        amp: bf16 autocast on CUDA (a no-op on CPU).
+        autoencoder: ``bagan``/``bagan_gp``: the trained :class:`~medgan_core.models.bagan.Autoencoder`.
+        latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
+        **family_kw: SQ-AGGAN only: ``num_features`` (length of ``f``), ``lam``
+            (:class:`~medgan_core.losses.Lambdas`), ``grad_checkpoint``.
+
+    Returns:
+        The :class:`GAN`, its networks in train mode on ``device``.
+    """
+    family = _family(name)
+    allowed = FAMILY_SETTINGS.get(name, {})
+    unknown = sorted(set(family_kw) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name} takes no settings {unknown}" + (f"; its extra settings are {sorted(allowed)}."
+                                                                    if allowed else "."))
+    if int(num_classes) < 1 or int(n_critic) < 1 or not gp_weight >= 0 or not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"need num_classes >= 1, n_critic >= 1, gp_weight >= 0 and 0 <= ema_decay < 1; got "
+                         f"{num_classes}, {n_critic}, {gp_weight}, {ema_decay}.")
+    if name.startswith("sqaggan") and num_classes != 1:
+        raise ValueError(f"{name} is not class-conditional; use num_classes=1.")
+    if family is not bagan or name == "bagan_autoencoder":
+        if autoencoder is not None or latent is not None:
+            raise ValueError(f"autoencoder= and latent= are for 'bagan' and 'bagan_gp' only, not {name!r}.")
+    device = torch.device(device)
+    settings: dict[str, Any] = dict(num_classes=int(num_classes), image_size=image_size, channels=channels, nz=nz,
+                                    width_G=width_G, width_D=width_D, lr_G=lr_G, lr_D=lr_D, n_critic=int(n_critic),
+                                    gp_weight=float(gp_weight), ema_decay=float(ema_decay), seed=int(seed),
+                                    device=str(device), amp=bool(amp), **{**allowed, **family_kw})
+    if family is bagan:
+        net_G, net_D, extras = bagan.build(name, settings, autoencoder=autoencoder, latent=latent)
+    else:
+        net_G, net_D, extras = family.build(name, settings)
+    net_G = net_G.to(device).train()  # train mode even when copied from a network left in eval mode
+    net_D = net_D.to(device).train() if net_D is not None else None
+    extras = {k: v.to(device) for k, v in extras.items()}
+    betas = family.BETAS[name]
+    opt_G = torch.optim.Adam(net_G.parameters(), lr=lr_G, betas=betas)
+    opt_D = torch.optim.Adam(net_D.parameters(), lr=lr_D, betas=betas) if net_D is not None else None
+    ema = EMA(net_G, ema_decay) if ema_decay > 0 else None
+    return GAN(name, net_G, net_D, opt_G, opt_D, int(num_classes), settings, extras, ema)
+
+
+@torch.no_grad()
+def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: nn.Module | None = None,
+           batch_size: int = 256) -> Tensor:
+    """``n`` images from a generator with latents drawn from ``seed``, in eval mode (the mode is restored).
+
+    ``gen = torch.Generator().manual_seed(seed)``, then ``z = torch.randn(n, nz, generator=gen)``,
+    or for BAGAN ``z = latent.sample(full(n, cls), gen)``; images ``G(z)``, ``G(z, y = cls)`` for a
+    conditional generator (one with a ``num_classes`` attribute), or ``G_cls(z)`` for an
+    ``nn.ModuleList`` of per-class generators.
+
+    Args:
+        net_G: the generator (or an ``nn.ModuleList`` of per-class generators).
+        n: number of images.
+        seed: seed of the latents.
+        cls: the class (``None`` for an unconditional generator).
+        latent: BAGAN's fitted :class:`~medgan_core.models.bagan.ClassLatent` (needs ``cls``).
+        batch_size: images per forward pass.
+
+    Returns:
+        `(n, C, S, S)` float in [-1, 1], on the CPU.
+    """
+    if int(n) < 0 or int(batch_size) < 1:
+        raise ValueError(f"need n >= 0 and batch_size >= 1, got {n} and {batch_size}.")
+    if isinstance(net_G, nn.ModuleList):  # one unconditional generator per class
+        if cls is None or not 0 <= int(cls) < len(net_G):
+            raise ValueError(f"per-class generators need cls in 0..{len(net_G) - 1}, got {cls}.")
+        net_G, cls = net_G[int(cls)], (None if latent is None else cls)
+    conditional = latent is None and cls is not None
+    if conditional and not hasattr(net_G, "num_classes"):
+        raise ValueError(f"{type(net_G).__name__} is unconditional: pass cls=None (or latent= for BAGAN).")
+    if latent is not None and cls is None:
+        raise ValueError("BAGAN latents are per class: pass cls.")
+    gen = torch.Generator().manual_seed(int(seed))
+    if latent is not None:
+        z = latent.sample(torch.full((n,), int(cls), dtype=torch.long), gen)  # `(n, nz)`
+    else:
+        z = torch.randn(n, net_G.nz, generator=gen)  # `(n, nz)`
+    y = torch.full((n,), int(cls), dtype=torch.long) if conditional else None
+    device = next(net_G.parameters()).device
+    was_training = net_G.training
+    net_G.eval()
+    try:
+        out = []
+        for i in range(0, n, batch_size):
+            z_i = z[i:i + batch_size].to(device)
+            x = net_G(z_i, y[i:i + batch_size].to(device)) if conditional else net_G(z_i)
+            out.append(x.float().cpu())
+    finally:
+        net_G.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, net_G.channels, net_G.image_size, net_G.image_size)
+
