@@ -178,8 +178,12 @@ def device_description() -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-class PeakMemory:
-    """Samples the resident memory of this process's children (the kernel) in a thread."""
+class KernelMemorySampler:
+    """Samples the resident memory of this process's children (the notebook kernel) in a thread.
+
+    This is the whole report's peak for ``run.json``, seen from outside the kernel; the memory of
+    one model's training is measured inside the kernel by :class:`medgan_core.train.cost.PeakMemory`.
+    """
 
     def __init__(self, interval: float = 0.5) -> None:
         import psutil
@@ -201,7 +205,7 @@ class PeakMemory:
             self.peak_bytes = max(self.peak_bytes, total)
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> "KernelMemorySampler":
         self._thread.start()
         return self
 
@@ -274,7 +278,7 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     status, error = "ok", None
-    with _environment(env), PeakMemory() as memory:
+    with _environment(env), KernelMemorySampler() as memory:
         try:
             pm.execute_notebook(str(exp.notebook), str(partial), parameters=params, kernel_name="python3",
                                 progress_bar=progress, cwd=str(root), log_output=False)

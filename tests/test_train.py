@@ -334,3 +334,38 @@ def test_adversarial_step_wgan_gp_and_nan_guard():
     assert all(torch.equal(a, b) for a, b in zip(before, gan.net_D.parameters()))  # no bad update
     with pytest.raises(ValueError, match="exactly one of sample_z"):
         adversarial_step(gan.net_G, gan.net_D, gan.opt_G, gan.opt_D, x_bad, d_fn, g_fn)
+
+
+def test_should_stop_ends_early_with_a_checkpoint_and_stays_stopped(tmp_path):
+    net = nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    calls, asked = [], []
+
+    def step_fn(step):
+        calls.append(step)
+        return {"loss": 1.0}
+
+    def should_stop(done):
+        asked.append(done)
+        return done >= 3
+
+    hist = train_loop(step_fn, 10, run_dir=tmp_path, checkpoint_every=5, progress=False, should_stop=should_stop,
+                      models={"net": net}, optimizers={"net": opt})
+    assert calls == [0, 1, 2] and asked == [1, 2, 3] and len(hist) == 3
+    assert latest_checkpoint(tmp_path).name == "ckpt_00000003.pt"  # written at the stop, off the period
+    calls.clear()
+    hist = train_loop(step_fn, 10, run_dir=tmp_path, checkpoint_every=5, progress=False, should_stop=should_stop,
+                      models={"net": net}, optimizers={"net": opt})
+    assert calls == [] and len(hist) == 3  # asked once after the resume, before any step
+    hist = train_loop(step_fn, 10, run_dir=tmp_path, checkpoint_every=5, progress=False,
+                      models={"net": net}, optimizers={"net": opt})
+    assert calls == list(range(3, 10)) and len(hist) == 10  # without the callable it trains on
+
+
+def test_should_stop_is_not_asked_after_the_last_step():
+    asked = []
+    hist = train_loop(lambda s: {"loss": 0.0}, 2, progress=False, should_stop=lambda d: asked.append(d) or True)
+    assert asked == [1] and len(hist) == 1
+    asked.clear()
+    train_loop(lambda s: {"loss": 0.0}, 1, progress=False, should_stop=lambda d: asked.append(d) or True)
+    assert asked == []

@@ -20,7 +20,7 @@ In the npz everything outside the lungs is the constant 0 (:func:`lung_masks`).
 Public API: :data:`LIDC_RANGE`, :data:`CT_RANGE`, :class:`NoduleSequences`, :func:`lung_masks`,
 :func:`slice_windows`, :func:`scale_features`, :func:`build_nodule_sequences`,
 :func:`build_background_sequences`, :func:`slices_from_ct`,
-:func:`load_ct_nodules`.
+:func:`load_ct_nodules`, :func:`make_batch`, :class:`NoduleBatches` (SQ-AGGAN's training batches, drawn by step).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
+from medgan_core.data.augment import augment_batch
 from medgan_core.data.dicom import CTVolume, read_ct_series
 from medgan_core.data.errors import DataFileError, LabelMismatchError, MissingDatasetError
 from medgan_core.data.lidc import LidcSlices
+from medgan_core.train.loop import step_batch_indices
 
 LIDC_RANGE = (-0.3, 2.0)  # npz units -> [-1, 1]; lung tissue: 1st-99th percentile -0.21 .. 1.73
 CT_RANGE = (-1000.0, 400.0)  # HU -> [-1, 1] for DICOM input (air .. soft tissue)
@@ -418,3 +420,87 @@ def load_ct_nodules(series_folder: str | os.PathLike, mask_file: str | os.PathLi
     except (OSError, ValueError) as err:
         raise DataFileError(f"cannot read the mask volume {mask_file}: {err}") from err
     return slices_from_ct(read_ct_series(series_folder), labels, patient_id, malignancy)
+
+
+# --- training batches --------------------------------------------------------------------------
+
+def _sequence_tensor(a: np.ndarray) -> torch.Tensor:
+    """`(N, T, S, S)` array -> `(N, T, 1, S, S)` float32 tensor on the CPU."""
+    return torch.as_tensor(np.asarray(a, dtype=np.float32)).unsqueeze(2)
+
+
+def make_batch(seqs: NoduleSequences, rows: np.ndarray, backgrounds: np.ndarray, bg_rows: np.ndarray,
+               device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """A training batch ``{x, x_removed, m, y, f}`` (sequences `(B, T, 1, S, S)`, ``f`` `(B, F)`).
+
+    Args:
+        seqs: the nodule sequences.
+        rows: which nodule crops.
+        backgrounds: `(M, T, S, S)` background crops ``y``.
+        bg_rows: which background crops (same count as ``rows``).
+        device: where the tensors go.
+        generator: draws one flip/rotation per item (applied alike to ``x``, ``x'``, ``M_n``, and
+            independently to ``y``); ``None``: no augmentation.
+    """
+    rows, bg_rows = np.asarray(rows), np.asarray(bg_rows)
+    if len(rows) != len(bg_rows):
+        raise ValueError(f"rows ({len(rows)}) and bg_rows ({len(bg_rows)}) must have one length.")
+    x, xr, m = _sequence_tensor(seqs.x[rows]), _sequence_tensor(seqs.x_removed[rows]), _sequence_tensor(seqs.m[rows])
+    y = _sequence_tensor(backgrounds[bg_rows])
+    if generator is not None:
+        x, xr, m = augment_batch([x, xr, m], generator)
+        (y,) = augment_batch([y], generator)
+    f = torch.as_tensor(seqs.f[rows])
+    return {k: v.to(device) for k, v in dict(x=x, x_removed=xr, m=m, y=y, f=f).items()}
+
+
+class NoduleBatches:
+    """SQ-AGGAN's training batches drawn by step, so a resumed run sees the same batches.
+
+    Step ``s`` uses the nodule crops ``step_batch_indices(s, N, B, seed)``, the backgrounds
+    ``step_batch_indices(s, M, B, seed + 1)`` and one random flip/rotation per item from
+    ``torch.Generator().manual_seed(seed * 1_000_003 + s)`` (the same for ``x``, ``x'`` and
+    ``M_n``; drawn independently for ``y``).
+
+    Args:
+        seqs: the training nodule sequences.
+        backgrounds: `(M, T, S, S)` training background crops.
+        batch_size: sequences per batch (at most the smaller of ``N`` and ``M``).
+        seed: seed of the batch order and the augmentation.
+        device: where the batches are returned.
+    """
+
+    def __init__(self, seqs: NoduleSequences, backgrounds: np.ndarray, batch_size: int = 16, seed: int = 0,
+                 device: torch.device | str = "cpu") -> None:
+        backgrounds = np.asarray(backgrounds)
+        if backgrounds.ndim != 4 or backgrounds.shape[1:] != seqs.x.shape[1:]:
+            raise ValueError(f"backgrounds must be (M, T, S, S) = (M, {', '.join(map(str, seqs.x.shape[1:]))}) like "
+                             f"the nodule sequences, got {backgrounds.shape}.")
+        if not 1 <= int(batch_size) <= min(len(seqs), len(backgrounds)):
+            raise ValueError(f"batch_size {batch_size} must be in [1, {min(len(seqs), len(backgrounds))}] "
+                             f"({len(seqs)} nodule and {len(backgrounds)} background crops); lower it.")
+        self.seqs, self.backgrounds = seqs, backgrounds
+        self.batch_size, self.seed, self.device = int(batch_size), int(seed), torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The augmented batch of ``step``: ``{x, x_removed, m, y}`` `(B, T, 1, S, S)` and ``f`` `(B, F)`.
+
+        Args:
+            step: the 0-based training step.
+        """
+        idx = step_batch_indices(step, len(self.seqs), self.batch_size, self.seed).numpy()
+        bg = step_batch_indices(step, len(self.backgrounds), self.batch_size, self.seed + 1).numpy()
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        return make_batch(self.seqs, idx, self.backgrounds, bg, self.device, gen)
+
+    def fixed(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Fixed examples for snapshots, not augmented: crops ``rows``, background ``k`` with the ``k``-th row.
+
+        Args:
+            rows: which nodule crops.
+        """
+        rows = np.asarray(rows)
+        return make_batch(self.seqs, rows, self.backgrounds, np.arange(len(rows)) % len(self.backgrounds), self.device)

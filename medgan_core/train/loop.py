@@ -151,7 +151,8 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
                optimizers: Mapping[str, Any] | None = None, schedulers: Mapping[str, Any] | None = None,
                ema: Mapping[str, Any] | None = None, pools: Mapping[str, Any] | None = None,
                checkpoint_every: int = 0, keep_last: int = 2, resume: bool = True,
-               extra: dict | None = None, progress: bool = True, desc: str = "training") -> pd.DataFrame:
+               extra: dict | None = None, progress: bool = True, desc: str = "training",
+               should_stop: Callable[[int], bool] | None = None) -> pd.DataFrame:
     """Run ``step_fn(step)`` for steps ``0 .. num_steps - 1`` with checkpoints, resume and a NaN guard.
 
     ``step_fn`` does the whole step (forward, backward, optimiser and scheduler steps) and returns
@@ -174,6 +175,10 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
             refilled in place on resume, e.g. fixed latents or sample grids over training.
         progress: show a tqdm progress bar.
         desc: the bar's label.
+        should_stop: ``should_stop(done) -> bool``, asked after every step with the number of
+            completed steps (and once after a resume, before any step): ``True`` writes a
+            checkpoint there (if ``checkpoint_every > 0``) and ends the run early, e.g. when a
+            time budget is spent. It may update ``extra`` first, so the checkpoint records why.
 
     Returns:
         The loss history: one row per step, a ``step`` column and one column per loss.
@@ -195,7 +200,9 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
         history = list(saved["history"])
         user_extra.update(saved["user"])
 
-    bar = tqdm(range(start, num_steps), initial=start, total=num_steps, desc=desc, disable=not progress)
+    stop_now = should_stop is not None and 0 < start < num_steps and bool(should_stop(start))
+    end = start if stop_now else num_steps  # a run stopped early (and checkpointed so) stays stopped
+    bar = tqdm(range(start, end), initial=start, total=num_steps, desc=desc, disable=not progress)
     for step in bar:
         try:
             losses = step_fn(step)
@@ -207,10 +214,13 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
         history.append({"step": step, **{k: float(v) for k, v in losses.items()}})
         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
         done = step + 1
-        if checkpoint_every and (done % checkpoint_every == 0 or done == num_steps):
+        stop = should_stop is not None and done < num_steps and bool(should_stop(done))
+        if checkpoint_every and (done % checkpoint_every == 0 or done == num_steps or stop):
             last_ckpt = save_checkpoint(checkpoint_path(run_dir, done), **state, step=done,
                                         extra={"history": history, "user": user_extra})
             _prune(Path(run_dir), keep_last)
+        if stop:
+            break
     bar.close()
     return pd.DataFrame(history, columns=None if history else ["step"])
 
