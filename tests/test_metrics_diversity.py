@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from medgan_core.metrics.diversity import (
@@ -56,6 +57,15 @@ def test_identical_images_have_ms_ssim_one_and_noise_much_lower():
     assert diverse["n_pairs"] == 30 and diverse["ms_ssim"] < 0.2
     assert diverse["ci"][0] <= diverse["ms_ssim"] <= diverse["ci"][1]
     assert diverse == ms_ssim_diversity(noise(12, 64), n_pairs=30, seed=0)
+    # the t-interval, as the module computed it before it called metrics/stats.py (bit for bit)
+    m, sd, n = diverse["ms_ssim"], diverse["std"], diverse["n_pairs"]
+    half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
+    assert diverse["ci"] == (m - half, m + half)
+
+
+def test_a_single_pair_has_no_interval():
+    res = ms_ssim_diversity(noise(2, 32), n_pairs=5)
+    assert res["n_pairs"] == 1 and res["std"] == 0.0 and np.isnan(res["ci"]).all()
 
 
 def test_float_tensors_in_minus_one_one_give_the_same_value_as_uint8():

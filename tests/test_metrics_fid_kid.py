@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from medgan_core.metrics.domain_score import domain_classifier_score
-from medgan_core.metrics.fid import fid_ci, fid_from_features, frechet_distance
-from medgan_core.metrics.fidelity import fidelity_by_class, fidelity_table
+from medgan_core.metrics.fid import _gaussian, fid_ci, fid_from_features, frechet_distance
 from medgan_core.metrics.inception import SKIP_NOTE, inception_fid, load_inception
 from medgan_core.metrics.kid import kid_from_features, mmd2_unbiased
+from medgan_core.metrics.stats import interval_contains
 
 
 # ---- FID ------------------------------------------------------------------------------------
@@ -100,6 +100,54 @@ def test_fid_ci_brackets_the_true_distance_and_is_seeded():
     assert res == fid_ci(x, y, n_boot=50, seed=1)
 
 
+def _old_fid_ci_sqrtm(a, b, n_boot, seed, level=0.95):
+    """The previous ``fid_ci``: each resample's FID through ``scipy.linalg.sqrtm``."""
+    fid = fid_from_features(a, b)
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+        boots[i] = frechet_distance(*_gaussian(a[ia]), *_gaussian(b[ib]))
+    alpha = (1.0 - level) / 2.0
+    q_low, q_high = np.quantile(boots, [alpha, 1.0 - alpha])
+    return fid, max(2.0 * fid - q_high, 0.0), max(2.0 * fid - q_low, 0.0)
+
+
+def _old_bagan_fid_bootstrap_ci(feats_a, feats_b, fid, n_boot, seed, level=0.95):
+    """Frozen copy of ``experiments/bagan_study.fid_bootstrap_ci`` (the eigenvalue form)."""
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        a = feats_a[rng.integers(0, len(feats_a), len(feats_a))]
+        b = feats_b[rng.integers(0, len(feats_b), len(feats_b))]
+        c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        tr_root = np.sqrt(np.clip(np.linalg.eigvals(c_a @ c_b).real, 0.0, None)).sum()
+        diff = a.mean(0) - b.mean(0)
+        boots[i] = max(float(diff @ diff + np.trace(c_a) + np.trace(c_b) - 2.0 * tr_root), 0.0)
+    q_low, q_high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(max(2 * fid - q_high, 0.0)), float(max(2 * fid - q_low, 0.0))
+
+
+@pytest.mark.parametrize("n_a, n_b, d, shift", [(60, 40, 5, 0.5), (30, 30, 3, 0.0), (25, 20, 40, 0.3)])
+def test_fid_ci_equals_both_old_intervals(n_a, n_b, d, shift):
+    rng = np.random.default_rng(d)
+    a, b = rng.normal(size=(n_a, d)), rng.normal(size=(n_b, d)) + shift
+    res = fid_ci(a, b, n_boot=20, seed=3)
+    low, high = _old_bagan_fid_bootstrap_ci(a, b, res["fid"], n_boot=20, seed=3)
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+    if n_a > d and n_b > d:  # with full-rank covariances sqrtm is exact, and the two forms agree
+        fid, old_low, old_high = _old_fid_ci_sqrtm(a, b, n_boot=20, seed=3)
+        assert res["fid"] == fid
+        assert (res["ci_low"], res["ci_high"]) == pytest.approx((old_low, old_high), rel=1e-6, abs=1e-9)
+
+
+def test_fid_ci_with_fewer_images_than_dimensions():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, 64)), rng.normal(size=(12, 64)) + 1.0
+    res = fid_ci(a, b, n_boot=30, seed=0)
+    assert np.isfinite([res["ci_low"], res["ci_high"]]).all() and 0.0 <= res["ci_low"] <= res["ci_high"]
+
+
 # ---- KID ------------------------------------------------------------------------------------
 
 def kid_double_loop(x: np.ndarray, y: np.ndarray) -> float:
@@ -133,6 +181,18 @@ def test_kid_is_seeded_and_separates_shifted_sets():
     assert abs(same.mean) < 0.05 < shifted.ci_low
     assert same.ci_low <= same.mean <= same.ci_high
     assert set(same.as_dict()) == {"mean", "std", "ci_low", "ci_high", "n_subsets", "subset_size"}
+    assert interval_contains(same.mean, same.ci_low, same.ci_high)
+
+
+def test_kid_interval_equals_the_old_subset_percentiles():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(80, 4)), rng.normal(size=(70, 4)) + 0.3
+    res = kid_from_features(x, y, n_subsets=25, subset_size=30, seed=9)
+    draw = np.random.default_rng(9)  # the subsets, drawn as kid_from_features draws them
+    kids = [mmd2_unbiased(x[draw.choice(80, 30, replace=False)], y[draw.choice(70, 30, replace=False)])
+            for _ in range(25)]
+    assert res.mean == float(np.mean(kids))
+    assert (res.ci_low, res.ci_high) == tuple(np.quantile(kids, [0.025, 0.975]))  # bit for bit
 
 
 def test_kid_input_errors():
@@ -140,38 +200,6 @@ def test_kid_input_errors():
         kid_from_features(np.zeros((5, 2)), np.zeros((5, 2)), subset_size=1)
     with pytest.raises(ValueError, match="feature columns"):
         kid_from_features(np.zeros((5, 2)), np.zeros((5, 3)))
-
-
-# ---- fidelity table -------------------------------------------------------------------------
-
-def test_fidelity_table_reports_fake_and_reference_at_same_size():
-    rng = np.random.default_rng(0)
-    train, held = rng.normal(size=(150, 6)), rng.normal(size=(60, 6))
-    fake = rng.normal(size=(200, 6)) + 1.5
-    table = fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50)
-    assert list(table.index) == ["fake_vs_train", "heldout_vs_train"]
-    assert (table["n_eval"] == 60).all() and (table["n_train"] == 60).all()  # every set cut to 60
-    fake_row, ref_row = table.loc["fake_vs_train"], table.loc["heldout_vs_train"]
-    assert fake_row["fid"] > 5 * ref_row["fid"]
-    assert fake_row["kid_mean"] > ref_row["kid_ci_high"]
-    assert fake_row["precision"] < ref_row["precision"] and fake_row["coverage"] < ref_row["coverage"]
-    assert table.equals(fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50))
-    all_train = fidelity_table(train, held, fake, seed=0, k=5, kid_subsets=10, kid_subset_size=50, match_train=False)
-    assert (all_train["n_train"] == 150).all() and (all_train["n_eval"] == 60).all()
-    default = fidelity_table(train, held, fake, seed=0, kid_subsets=10)  # KID subsets: half of n_eval
-    assert (default["kid_subset_size"] == 30).all() and (default["kid_ci_low"] < default["kid_ci_high"]).all()
-
-
-def test_fidelity_by_class_skips_tiny_classes_with_a_note():
-    rng = np.random.default_rng(0)
-    train, y_train = rng.normal(size=(90, 4)), np.repeat([0, 1, 2], 30)
-    held, y_held = rng.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
-    fake, y_fake = rng.normal(size=(43, 4)), np.r_[np.repeat([0, 1], 20), [2, 2, 2]]
-    table = fidelity_by_class(train, y_train, held, y_held, fake, y_fake, kid_subsets=5, kid_subset_size=20)
-    assert list(table["class"]) == ["all", "all", "0", "0", "1", "1", "2", "2"]
-    skipped = table[table["class"] == "2"]
-    assert skipped["fid"].isna().all() and skipped["note"].str.contains("skipped").all()
-    assert table[table["class"] == "0"]["n_eval"].tolist() == [20, 20]
 
 
 # ---- domain-classifier score ----------------------------------------------------------------

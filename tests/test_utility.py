@@ -11,8 +11,8 @@ from scipy import stats
 from medgan_core.data.augment import ClassicAug
 from medgan_core.metrics.utility import (
     select_arms,
-    ALL_ARMS, PairedTest, classification_metrics, paired_comparison, run_utility_study, summarise,
-    verdict_sentence,
+    ALL_ARMS, PairedTest, UtilityResult, classification_metrics, induced_imbalance, paired_comparison,
+    run_utility_study, summarise, verdict_sentence,
 )
 from medgan_core.models.classifier import SmallCNN
 
@@ -133,7 +133,12 @@ def test_all_arms_binary_with_two_generators(task):
     assert (added == 2 * 150).all()  # the minority topped up to the majority's 150
     assert res.summary.n_seeds.max() == 2
     wide = res.summary_table(["balanced_accuracy"])
-    assert list(wide.index) == base + gan and wide.iloc[0, 0].count(" to ") == 1
+    assert list(wide.index) == base + gan
+    real = res.summary.set_index(["arm", "metric"]).loc[("real", "balanced_accuracy")]
+    # "0.612 (0.540 to 0.684)", or "0.500 (n/a)" when both seeds gave the same score (1 epoch can do that)
+    expected = (f"{real['mean']:.3f} (n/a)" if real.ci_high <= real.ci_low
+                else f"{real['mean']:.3f} ({real.ci_low:.3f} to {real.ci_high:.3f})")
+    assert wide.iloc[0, 0] == expected
     assert res.as_dict()["n_seeds"] == 2
     assert res.paired_test.gan_arm.startswith("real+gan") and res.paired_test.base_arm in base
     assert "Training on synthetic images only (synthetic_only[a]) reached balanced accuracy" in res.verdict
@@ -242,3 +247,37 @@ def test_summary_ci_stays_within_metric_range_and_no_negative_zero():
     assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
     tiny = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, -0.0001, -0.004, 0.004, 0.98, 0.9)
     assert "by +0.000 " in verdict_sentence(tiny) and "-0.000" not in verdict_sentence(tiny)
+
+
+def test_summary_table_shows_degenerate_intervals_as_na():
+    table = pd.DataFrame({"arm": ["real"] * 3 + ["real+gan"] * 2 + ["one"], "seed": [0, 1, 2, 0, 1, 0],
+                          "balanced_accuracy": [0.5, 0.6, 0.7, 0.8, 0.8, 0.9]})
+    summary = summarise(table, ["balanced_accuracy"])
+    res = UtilityResult(table, summary, None, "", ["a", "b"], 0, {}, ["balanced_accuracy"])
+    wide = res.summary_table(digits=2)["balanced_accuracy"]
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)
+    assert wide["real"] == f"0.60 ({max(0.6 - half, 0):.2f} to {min(0.6 + half, 1):.2f})"
+    assert wide["real+gan"] == "0.80 (n/a)"  # both seeds gave 0.8: zero width
+    assert wide["one"] == "0.90 (n/a)"  # one seed: no interval
+
+
+def test_induced_imbalance_thins_only_the_minority():
+    rng = np.random.default_rng(4)
+    train, val, test = stripes([20, 20], rng), stripes([6, 6], rng), stripes([6, 6], rng)
+    calls = []
+
+    def make_sampler(x_f, y_f, frac):
+        calls.append((frac, int((y_f == 1).sum()), int((y_f == 0).sum())))
+        return {"toy": lambda c, n, s: stripes([n, 0] if c == 0 else [0, n], np.random.default_rng(s))[0]}
+
+    curves = induced_imbalance(train, val, test, 1, [1.0, 0.25], make_sampler,
+                               lambda: SmallCNN(1, 2, width=2, image_size=16), ["real", "real+gan"], [0, 1],
+                               epochs=1, patience=None, size=16, progress=False, n_synthetic_per_class=2)
+    assert calls == [(1.0, 20, 20), (0.25, 5, 20)]
+    assert list(curves.columns) == ["fraction", "n_minority", "arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+    assert set(curves.arm) == {"real", "real+gan[toy]"} and set(curves.metric) == {"minority_recall", "balanced_accuracy"}
+    assert curves.groupby("fraction").n_minority.first().to_dict() == {0.25: 5, 1.0: 20}
+    assert len(curves) == 2 * 2 * 2 and (curves.n_seeds == 2).all()
+    none = induced_imbalance(train, val, test, 1, [0.5], make_sampler, lambda: SmallCNN(1, 2, width=2, image_size=16),
+                             ["real"], [0], epochs=1, size=16, progress=False)
+    assert len(calls) == 2 and none.n_minority.tolist() == [10, 10]  # no GAN arm: no generator trained

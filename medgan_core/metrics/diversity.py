@@ -30,12 +30,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 from torchmetrics.functional.image import (
     multiscale_structural_similarity_index_measure,
     peak_signal_noise_ratio,
     structural_similarity_index_measure,
 )
+
+from medgan_core.metrics.stats import t_interval
 
 __all__ = ["DEFAULT_BETAS", "images_to_unit_tensor", "max_ms_ssim_scales", "ms_ssim_betas",
            "ms_ssim_diversity", "paired_ssim", "paired_psnr"]
@@ -133,8 +134,9 @@ def ms_ssim_diversity(images: np.ndarray | torch.Tensor, n_pairs: int = 500, see
 
     Returns:
         ``{"ms_ssim", "std", "ci", "n_pairs", "scales", "betas", "upsampled_to", "image_size"}``:
-        the mean over pairs, its standard deviation, a 95% t-interval of the mean (pairs share
-        images, so it is somewhat too narrow), the settings used and the compared size `(H, W)`.
+        the mean over pairs, its standard deviation, a 95% t-interval of the mean
+        (:func:`medgan_core.metrics.stats.t_interval`; pairs share images, so it is somewhat too
+        narrow; ``(nan, nan)`` with a single pair), the settings used and the compared size `(H, W)`.
     """
     x = images_to_unit_tensor(images)  # `(N, C, H, W)` in [0, 1]
     if len(x) < 2:
@@ -166,9 +168,9 @@ def ms_ssim_diversity(images: np.ndarray | torch.Tensor, n_pairs: int = 500, see
             values.append(multiscale_structural_similarity_index_measure(
                 x[bi], x[bj], data_range=1.0, betas=betas, reduction="none"))
     vals = torch.cat(values).double().numpy()  # `(n_pairs,)`
-    mean, std = float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-    half = float(stats.t.ppf(0.975, len(vals) - 1) * std / np.sqrt(len(vals))) if len(vals) > 1 else 0.0
-    return {"ms_ssim": mean, "std": std, "ci": (mean - half, mean + half), "n_pairs": int(len(vals)),
+    mean, low, high = t_interval(vals, 0.95)
+    std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return {"ms_ssim": mean, "std": std, "ci": (low, high), "n_pairs": int(len(vals)),
             "scales": int(scales), "betas": betas, "upsampled_to": upsample_to,
             "image_size": (int(x.shape[-2]), int(x.shape[-1]))}
 

@@ -1,38 +1,65 @@
-"""The fidelity table: FID, KID, precision/recall and density/coverage, with the real-vs-real reference.
+"""The fidelity tables: FID, KID, precision/recall and density/coverage, beside the real-vs-real reference.
 
 A FID of 12 says nothing by itself: it depends on the encoder, the dataset and the sample size.
-So every table holds two rows computed the same way against the same real training features:
+So every number is shown next to the **real-vs-real reference**: real held-out images against
+the same real training images, the value a perfect generator would reach (two real samples of
+the domain still differ). Read a generator's number as its gap to the reference.
 
-- ``fake_vs_train``: generated images against the real training images;
-- ``heldout_vs_train``: real held-out images against the same training images, the value a
-  perfect generator would reach (two real samples of the domain still differ).
+Building block: :func:`fidelity_row`, every metric of one evaluated set against one reference
+set, as given.
 
-Both rows use the same number of evaluated images ``n_eval``: the larger of the generated and
-held-out sets is subsampled (seeded) to the size of the smaller, because FID and the k-NN
-metrics depend on the sample size. By default (``match_train=True``) the training features are
-subsampled to ``n_eval`` as well (one subset, shared by both rows), so that every comparison is
-between equal-size sets as in Naeem et al. 2020: 500 evaluated images cannot reach the
-neighbourhoods of 5,000 training images, so coverage would read low however good the images.
-``match_train=False`` keeps every training row (steadier FID and KID, lower coverage in both
-rows). ``max_n`` caps every set further for speed (PRDC is quadratic in n).
+The study table, :func:`fidelity_study`, follows ONE rule for every group (``"all"`` and each
+class) so that the reference rows are computed exactly like the generator rows:
 
-Read a generator's numbers as a gap to the reference row. The held-out set is normally the
-validation split (the test split is kept for the final classifier evaluation).
+1. ``n_eval`` = the size of the smallest of the held-out set and the generated sets of the group,
+   capped at ``max_n``. Each of these sets is cut to ``n_eval`` rows (seeded; the same draw for
+   sets of the same size, so a "generator" that returns the held-out images gets the reference's
+   numbers).
+2. The training features of the group are subsampled once to at most ``max_n`` rows (seeded) and
+   shared by every row of the group, the reference's included. The real side is *not* cut down to
+   ``n_eval``: a minority class may have a few dozen held-out images, and a Gaussian (FID) or
+   kernel mean (KID) fitted to a few dozen 128-dimensional training features is so unsteady that
+   the reference FID itself collapses to 0 (measured on the smoke profile's 20 cells). Coverage
+   then reads lower in every row, reference included (a few evaluated images cannot reach the
+   neighbourhoods of many training images), so read it, like every metric, as a gap to the
+   reference row.
+3. FID with its basic-bootstrap interval from :func:`medgan_core.metrics.fid.fid_ci`; KID and
+   precision/recall/density/coverage from :func:`fidelity_row` with its default KID subset size
+   (half the evaluated set, so that subsets differ and the KID interval has a width); mean
+   pairwise MS-SSIM of the same evaluated images from
+   :func:`medgan_core.metrics.diversity.ms_ssim_diversity`.
+4. A group where ``n_eval`` or the training set has ``k`` or fewer images gets rows of NaN
+   (a class a generator never made, a tiny class), not an error.
+
+The held-out set is normally the validation split (the test split is kept for the final
+classifier evaluation). :func:`as_nested_dict`, :func:`rank_generators` and :func:`fid_ratios` read
+the study table.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
-from medgan_core.metrics.fid import check_features, fid_from_features
+from medgan_core.metrics.diversity import ms_ssim_diversity
+from medgan_core.metrics.fid import check_features, fid_ci, fid_from_features
 from medgan_core.metrics.kid import kid_from_features
 from medgan_core.metrics.prdc import prdc
 
-__all__ = ["fidelity_row", "fidelity_table", "fidelity_by_class"]
+__all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study",
+           "as_nested_dict", "rank_generators", "fid_ratios"]
+
+REFERENCE = "real (val vs train)"  # the ``model`` of the real-vs-real rows of :func:`fidelity_study`
+Split = tuple[np.ndarray, np.ndarray]  # images `(N, ...)`, int labels `(N,)`
 
 COLUMNS = ["n_train", "n_eval", "fid", "kid_mean", "kid_std", "kid_ci_low", "kid_ci_high", "kid_subset_size",
            "precision", "recall", "density", "coverage"]
+STUDY_COLUMNS = ["model", "class", "n_eval", "fid", "fid_ci_low", "fid_ci_high", "kid", "kid_ci_low", "kid_ci_high",
+                 "precision", "recall", "density", "coverage", "ms_ssim", "ms_ssim_scales"]
+_NESTED_KEYS = ("fid", "fid_ci_low", "fid_ci_high", "kid", "kid_ci_low", "kid_ci_high", "precision", "recall",
+                "density", "coverage", "ms_ssim", "n_eval")  # what :func:`as_nested_dict` logs
 
 
 def _subsample(feats: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,94 +94,132 @@ def fidelity_row(feats_ref: np.ndarray, feats_eval: np.ndarray, seed: int = 0, k
             "kid_subset_size": kid.subset_size, **prdc(feats_ref, feats_eval, k=k)}
 
 
-def fidelity_table(feats_real_train: np.ndarray, feats_real_heldout: np.ndarray, feats_fake: np.ndarray,
-                   seed: int = 0, k: int = 5, kid_subsets: int = 100, kid_subset_size: int | None = None,
-                   max_n: int | None = None, match_train: bool = True) -> pd.DataFrame:
-    """Fidelity of generated features next to the real-vs-real reference at the same sample size.
+def _pick(n_total: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``n`` rows drawn without replacement (all rows if there are ``n`` or fewer)."""
+    return np.arange(n_total) if n_total <= n else np.sort(rng.choice(n_total, n, replace=False))
+
+
+def _check_split(split: Split, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` with one label per image."""
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ValueError(f"{name} must be a tuple (images, labels), got {type(split).__name__}.")
+    images, labels = np.asarray(split[0]), np.asarray(split[1]).reshape(-1)
+    if len(images) != len(labels):
+        raise ValueError(f"{name} has {len(images)} images but {len(labels)} labels; pass one label per image.")
+    return images, labels
+
+
+def fidelity_study(features: Callable[[np.ndarray], np.ndarray], train: Split, heldout: Split,
+                   fakes: Mapping[str, Split], classes: Sequence[str], seed: int = 0, k: int = 5,
+                   max_n: int = 1000, n_boot: int = 50, ms_ssim_pairs: int = 200,
+                   kid_subsets: int = 50) -> pd.DataFrame:
+    """Fidelity and diversity per generator and class (and pooled), beside the real-vs-real reference.
+
+    Every row, the reference's included, follows the rule in the module docstring: per group the
+    evaluated sets are cut to one ``n_eval``, one training subsample of at most ``max_n`` rows is shared.
 
     Args:
-        feats_real_train: encoder features of real training images, `(n_train, d)`.
-        feats_real_heldout: encoder features of real held-out images (validation or test), `(n_heldout, d)`.
-        feats_fake: encoder features of generated images, `(n_fake, d)`.
-        seed: seed of the subsampling and of the KID subsets.
-        k: neighbour count of precision/recall/density/coverage (5 as in the papers).
-        kid_subsets: number of KID subsets.
-        kid_subset_size: KID subset size; ``None``: half the evaluated set, at most 1000.
-        max_n: if set, at most this many rows of every set are used.
-        match_train: subsample the training features to ``n_eval`` too (equal-size comparisons).
+        features: ``images -> (N, d)`` features (e.g. the domain encoder's ``features``).
+        train: real training split ``(images, labels)``, labels in ``0..len(classes)-1``.
+        heldout: real held-out split (validation), same format.
+        fakes: ``{model: (images, labels)}`` generated images with the class each was made for.
+        classes: class names in label order (the ``class`` column; ``"all"`` pools every class).
+        seed: seed of the subsampling, FID bootstrap, KID subsets and MS-SSIM pairs.
+        k: neighbours of precision/recall/density/coverage.
+        max_n: cap on the training and evaluated sets of every group (PRDC is quadratic in n), >= k + 1.
+        n_boot: bootstrap resamples of the FID interval, >= 2.
+        ms_ssim_pairs: random pairs for the mean pairwise MS-SSIM.
+        kid_subsets: KID subsets.
 
     Returns:
-        A DataFrame indexed by ``comparison`` (``"fake_vs_train"``, ``"heldout_vs_train"``) with the
-        columns ``n_train, n_eval, fid, kid_mean, kid_std, kid_ci_low, kid_ci_high, kid_subset_size,
-        precision, recall, density, coverage``.
+        Long frame with :data:`STUDY_COLUMNS`: ``model, class, n_eval, fid, fid_ci_low,
+        fid_ci_high, kid, kid_ci_low, kid_ci_high, precision, recall, density, coverage, ms_ssim,
+        ms_ssim_scales``; the reference rows have ``model`` = :data:`REFERENCE`, listed first in
+        each group.
     """
-    train = check_features(feats_real_train, "feats_real_train", k + 1)
-    held = check_features(feats_real_heldout, "feats_real_heldout", k + 1)
-    fake = check_features(feats_fake, "feats_fake", k + 1)
-    if not train.shape[1] == held.shape[1] == fake.shape[1]:
-        raise ValueError(f"Feature widths differ (train {train.shape[1]}, held-out {held.shape[1]}, fake "
-                         f"{fake.shape[1]}); compute all three with the same encoder.")
-    if max_n is not None and max_n < k + 1:
+    if max_n < k + 1:
         raise ValueError(f"max_n must be at least k + 1 = {k + 1}, got {max_n}.")
-    rng = np.random.default_rng(seed)
-    n_eval = min(len(held), len(fake), max_n or len(fake))
-    train = _subsample(train, n_eval if match_train else (max_n or len(train)), rng)
-    held, fake = _subsample(held, n_eval, rng), _subsample(fake, n_eval, rng)
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}.")
+    if REFERENCE in fakes:
+        raise ValueError(f"{REFERENCE!r} is the reference's name; give the generator another name.")
+    x_tr, y_tr = _check_split(train, "train")
+    x_he, y_he = _check_split(heldout, "heldout")
+    sets = {REFERENCE: (x_he, y_he)} | {str(m): _check_split(v, f"fakes[{m!r}]") for m, v in fakes.items()}
+    f_tr = check_features(features(x_tr), "features(train images)")
+    feats = {m: check_features(features(x), f"features({m} images)", 0) for m, (x, _) in sets.items()}
+    bad = {m: f.shape[1] for m, f in feats.items() if f.shape[1] != f_tr.shape[1]}
+    if bad:
+        raise ValueError(f"Feature widths differ from the training features' {f_tr.shape[1]}: {bad}; "
+                         "use the same encoder for every set.")
 
-    rows = {name: fidelity_row(train, feats, seed, k, kid_subsets, kid_subset_size)
-            for name, feats in (("fake_vs_train", fake), ("heldout_vs_train", held))}
-    table = pd.DataFrame.from_dict(rows, orient="index")[COLUMNS]
-    table.index.name = "comparison"
-    return table
+    rows = []
+    groups = [("all", None)] + [(str(name), i) for i, name in enumerate(classes)]
+    for g, (cls, i) in enumerate(groups):
+        members = {m: np.ones(len(y), bool) if i is None else y == i for m, (_, y) in sets.items()}
+        in_train = np.ones(len(y_tr), bool) if i is None else y_tr == i
+        n_eval = min(min(int(v.sum()) for v in members.values()), max_n)
+        ft = f_tr[in_train]
+        ft = ft[_pick(len(ft), max_n, np.random.default_rng([seed, g, 0]))]  # shared by every row of the group
+        for model, (x, _) in sets.items():
+            row = {"model": model, "class": cls, "n_eval": n_eval}
+            if n_eval <= k or len(ft) <= k:
+                rows.append(row)
+                continue
+            f, x = feats[model][members[model]], x[members[model]]
+            pick = _pick(len(f), n_eval, np.random.default_rng([seed, g, 1]))  # the same draw for every set
+            base = fidelity_row(ft, f[pick], seed=seed, k=k, kid_subsets=kid_subsets)
+            fid = fid_ci(ft, f[pick], n_boot=n_boot, seed=seed)
+            div = ms_ssim_diversity(x[pick], n_pairs=ms_ssim_pairs, seed=seed)
+            rows.append(row | {"fid": base["fid"], "fid_ci_low": fid["ci_low"], "fid_ci_high": fid["ci_high"],
+                               "kid": base["kid_mean"], "kid_ci_low": base["kid_ci_low"],
+                               "kid_ci_high": base["kid_ci_high"], "precision": base["precision"],
+                               "recall": base["recall"], "density": base["density"], "coverage": base["coverage"],
+                               "ms_ssim": div["ms_ssim"], "ms_ssim_scales": div["scales"]})
+    return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 
 
-def fidelity_by_class(feats_train: np.ndarray, y_train: np.ndarray, feats_heldout: np.ndarray,
-                      y_heldout: np.ndarray, feats_fake: np.ndarray, y_fake: np.ndarray, seed: int = 0,
-                      k: int = 5, kid_subsets: int = 100, kid_subset_size: int | None = None,
-                      max_n: int | None = None, match_train: bool = True) -> pd.DataFrame:
-    """:func:`fidelity_table` per class, plus the pooled table (class ``"all"``).
+def as_nested_dict(fid: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {class: {metric: value}}}`` of a :func:`fidelity_study` frame, for ``metrics.json``.
 
-    A class with k or fewer images in any of the three sets is listed with empty metrics and a
-    note instead of failing the whole table.
+    The metrics are ``fid, fid_ci_low, fid_ci_high, kid, kid_ci_low, kid_ci_high, precision, recall,
+    density, coverage, ms_ssim, n_eval`` (NaN where a group was skipped).
 
     Args:
-        feats_train: real training features `(n_train, d)`.
-        y_train: their class labels `(n_train,)`.
-        feats_heldout: real held-out features `(n_heldout, d)`.
-        y_heldout: their class labels `(n_heldout,)`.
-        feats_fake: generated features `(n_fake, d)`.
-        y_fake: the class each generated image was conditioned on, `(n_fake,)`.
-        seed: seed of the subsampling and KID subsets.
-        k: neighbour count of the k-NN metrics.
-        kid_subsets: number of KID subsets.
-        kid_subset_size: KID subset size; ``None``: half the evaluated set of each class, at most 1000.
-        max_n: optional cap on every set, per class.
-        match_train: subsample the training features to the evaluated size too.
-
-    Returns:
-        A DataFrame with columns ``class, comparison, note`` and the metric columns.
+        fid: the frame of :func:`fidelity_study`.
     """
-    y_train, y_heldout, y_fake = (np.asarray(y) for y in (y_train, y_heldout, y_fake))
-    feats_train, feats_heldout, feats_fake = (np.asarray(f) for f in (feats_train, feats_heldout, feats_fake))
-    for name, feats, y in (("train", feats_train, y_train), ("heldout", feats_heldout, y_heldout),
-                           ("fake", feats_fake, y_fake)):
-        if len(feats) != len(y):
-            raise ValueError(f"feats_{name} has {len(feats)} rows but y_{name} has {len(y)} labels; "
-                             "pass one label per row.")
-    parts = []
-    groups = [("all", slice(None), slice(None), slice(None))]
-    groups += [(c, y_train == c, y_heldout == c, y_fake == c) for c in np.unique(y_train)]
-    for cls, m_train, m_held, m_fake in groups:
-        sizes = [len(feats_train[m_train]), len(feats_heldout[m_held]), len(feats_fake[m_fake])]
-        if min(sizes) <= k:
-            table = pd.DataFrame(index=pd.Index(["fake_vs_train", "heldout_vs_train"], name="comparison"),
-                                 columns=COLUMNS, dtype=float)
-            table["note"] = f"skipped: needs more than k={k} images per set, has train/held-out/fake {sizes}"
-        else:
-            table = fidelity_table(feats_train[m_train], feats_heldout[m_held], feats_fake[m_fake], seed=seed, k=k,
-                                   kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, max_n=max_n,
-                                   match_train=match_train)
-            table["note"] = ""
-        parts.append(table.reset_index().assign(**{"class": str(cls)}))
-    out = pd.concat(parts, ignore_index=True)
-    return out[["class", "comparison", "note", *COLUMNS]]
+    missing = [c for c in ("model", "class", *_NESTED_KEYS) if c not in fid.columns]
+    if missing:
+        raise ValueError(f"fid lacks the columns {missing}; pass the frame returned by fidelity_study.")
+    return {str(m): {str(c): {k: (int(r[k]) if k == "n_eval" else float(r[k])) for k in _NESTED_KEYS}
+                     for c, r in g.set_index("class").iterrows()}
+            for m, g in fid.groupby("model", sort=False)}
+
+
+def rank_generators(fid: pd.DataFrame, models: Sequence[str]) -> list[str]:
+    """Generators ordered by mean per-class FID gap to the reference (best first; missing FIDs last).
+
+    Rank on a table computed on the validation split only (model selection never sees the test split).
+
+    Args:
+        fid: the frame of :func:`fidelity_study`.
+        models: the candidates.
+    """
+    per_class = fid[fid["class"] != "all"]
+    ref = per_class[per_class.model == REFERENCE].set_index("class")["fid"]
+    score = {m: float((per_class[per_class.model == m].set_index("class")["fid"] - ref).mean()) for m in models}
+    return sorted(models, key=lambda m: (np.nan_to_num(score[m], nan=np.inf), m))
+
+
+def fid_ratios(fid: pd.DataFrame, model: str) -> dict[str, float]:
+    """Per class: the model's FID divided by the real-vs-real reference FID (1 = as close as real data).
+
+    Classes where either FID is missing or the reference FID is 0 are left out.
+
+    Args:
+        fid: the frame of :func:`fidelity_study`.
+        model: the generator.
+    """
+    ref = fid[fid.model == REFERENCE].set_index("class")["fid"]
+    ours = fid[fid.model == model].set_index("class")["fid"]
+    return {c: float(ours[c] / ref[c]) for c in ref.index if pd.notna(ours.get(c)) and pd.notna(ref[c]) and ref[c] > 0}

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from medgan_core.metrics.fid import check_features
+from medgan_core.metrics.stats import percentile_interval
 
 __all__ = ["KIDResult", "polynomial_kernel", "mmd2_unbiased", "kid_from_features"]
 
@@ -109,6 +110,6 @@ def kid_from_features(feats_a: np.ndarray, feats_b: np.ndarray, n_subsets: int =
         x = feats_a[rng.choice(len(feats_a), m, replace=False)]  # `(m, d)`
         y = feats_b[rng.choice(len(feats_b), m, replace=False)]  # `(m, d)`
         kids[i] = mmd2_unbiased(x, y)
-    low, high = np.quantile(kids, [0.025, 0.975])
+    low, high = percentile_interval(kids, 0.95)
     return KIDResult(mean=float(kids.mean()), std=float(kids.std(ddof=1)) if n_subsets > 1 else 0.0,
                      ci_low=float(low), ci_high=float(high), n_subsets=int(n_subsets), subset_size=int(m))

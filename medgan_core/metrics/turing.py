@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
+from medgan_core.metrics.stats import bootstrap_resample_ci
 from medgan_core.models.classifier import build_classifier, fit_classifier, predict_proba
 
 LABELS = ("real", "synthetic")
@@ -68,6 +69,8 @@ def bootstrap_f1_ci(truth_synthetic: np.ndarray, said_synthetic: np.ndarray, n_b
                     seed: int = 0) -> tuple[float, float]:
     """95% percentile bootstrap interval of the F1 of "synthetic" (resampling cases).
 
+    The resampling is :func:`medgan_core.metrics.stats.bootstrap_resample_ci`.
+
     Args:
         truth_synthetic: `(N,)` bool truth.
         said_synthetic: `(N,)` bool answers.
@@ -75,13 +78,17 @@ def bootstrap_f1_ci(truth_synthetic: np.ndarray, said_synthetic: np.ndarray, n_b
         seed: the seed of the resampling.
     """
     t, p = np.asarray(truth_synthetic, bool), np.asarray(said_synthetic, bool)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(t), size=(n_boot, len(t)))
-    tb, pb = t[idx], p[idx]  # `(n_boot, N)`
-    tp = (tb & pb).sum(axis=1)
-    denom = tb.sum(axis=1) + pb.sum(axis=1)  # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (#true + #said)
-    vals = np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+    if t.shape != p.shape or t.ndim != 1 or len(t) == 0:
+        raise ValueError(f"truth and answers must be equal-length 1D arrays; got {t.shape} and {p.shape}.")
+
+    def f1_of(idx: np.ndarray) -> np.ndarray:
+        tb, pb = t[idx], p[idx]  # `(n_boot, N)`
+        tp = (tb & pb).sum(axis=1)
+        denom = tb.sum(axis=1) + pb.sum(axis=1)  # F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (#true + #said)
+        return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
+
+    _, low, high = bootstrap_resample_ci(len(t), f1_of, n_boot=n_boot, seed=seed, level=0.95)
+    return low, high
 
 
 def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, real_test: np.ndarray,

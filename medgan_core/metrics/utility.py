@@ -30,6 +30,10 @@ sentence is generated from that comparison:
     d_s = m(gan arm, seed s) - m(best non-GAN arm, seed s),
     CI = mean(d) +- t_{0.975, S-1} sd(d) / sqrt(S);
     "helped" if the CI is above 0 (t-test p < 0.05), "hurt" if below 0, else "did not help".
+
+Both intervals and both tests come from :mod:`medgan_core.metrics.stats` (``t_interval``,
+``paired_test``). :func:`induced_imbalance` is the BAGAN paper's protocol on top of the harness:
+thin out one class, retrain the generators, rerun the arms.
 """
 
 from __future__ import annotations
@@ -43,19 +47,21 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import stats
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score, roc_auc_score, roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm.auto import tqdm
 
 from medgan_core.data.augment import ClassicAug
+from medgan_core.data.imbalance import subsample_class
+from medgan_core.metrics.stats import format_ci, paired_test, t_interval
 from medgan_core.models.classifier import fit_classifier, images_to_tensor, predict_proba
 from medgan_core.train.seeding import seed_everything
 
 __all__ = [
     "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "PairedTest", "UtilityResult",
-    "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "verdict_sentence",
+    "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "select_arms",
+    "verdict_sentence", "induced_imbalance",
 ]
 
 ALL_ARMS: tuple[str, ...] = (
@@ -67,6 +73,7 @@ GAN_ARMS: tuple[str, ...] = ALL_ARMS[4:]
 ADD_GAN_ARMS: tuple[str, ...] = ("real+gan", "real+gan+classic_aug")  # real images plus GAN images
 
 Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uint8 `(n, H, W[, C])`
+Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labels `(N,)`
 
 
 @dataclass
@@ -146,13 +153,15 @@ class UtilityResult:
     def summary_table(self, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
         """Wide table for a report: one row per arm, ``"mean (low to high)"`` per metric.
 
+        A missing or zero-width interval reads ``"mean (n/a)"`` (:func:`~medgan_core.metrics.stats.format_ci`).
+
         Args:
             metrics: the metric columns to show (default all).
             digits: decimals.
         """
         metrics = list(metrics or self.metrics)
         s = self.summary[self.summary.metric.isin(metrics)]
-        cell = s.apply(lambda r: f"{r['mean']:.{digits}f} ({r.ci_low:.{digits}f} to {r.ci_high:.{digits}f})", axis=1)
+        cell = s.apply(lambda r: format_ci(r["mean"], r.ci_low, r.ci_high, digits), axis=1)
         wide = s.assign(cell=cell).pivot(index="arm", columns="metric", values="cell")
         return wide.reindex(index=list(dict.fromkeys(self.summary.arm)), columns=metrics)
 
@@ -215,17 +224,6 @@ def classification_metrics(
     return out
 
 
-def _t_interval(values: np.ndarray) -> tuple[float, float, float, float]:
-    """Mean, 95% t-interval (low, high) and standard deviation of ``values`` (NaN-free)."""
-    n = len(values)
-    mean = float(np.mean(values)) if n else float("nan")
-    if n < 2:
-        return mean, float("nan"), float("nan"), float("nan")
-    sd = float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
-    return mean, mean - half, mean + half, sd
-
-
 def summarise(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     """Per arm and metric: mean and 95% t-interval over seeds.
 
@@ -240,8 +238,8 @@ def summarise(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     for arm, grp in table.groupby("arm", sort=False):
         for metric in metrics:
             values = grp[metric].dropna().to_numpy(dtype=float)
-            mean, low, high, sd = _t_interval(values)
-            low, high = max(low, 0.0), min(high, 1.0)  # every metric here lives in [0, 1]
+            mean, low, high = t_interval(values, clip=(0.0, 1.0))  # every metric here lives in [0, 1]
+            sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
             rows.append({"arm": arm, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                          "std": sd, "n_seeds": len(values)})
     return pd.DataFrame(rows)
@@ -249,6 +247,9 @@ def summarise(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: str = "balanced_accuracy") -> PairedTest:
     """Paired t-test and Wilcoxon signed-rank test of ``gan_arm - base_arm`` over shared seeds.
+
+    The numbers come from :func:`medgan_core.metrics.stats.paired_test` (seeds where either arm's
+    metric is NaN are left out).
 
     Args:
         table: the per-run table.
@@ -259,17 +260,9 @@ def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: 
     a = table[table.arm == gan_arm].set_index("seed")[metric]
     b = table[table.arm == base_arm].set_index("seed")[metric]
     seeds = a.index.intersection(b.index)
-    diffs = (a.loc[seeds] - b.loc[seeds]).to_numpy(dtype=float)
-    mean, low, high, sd = _t_interval(diffs)
-    if len(diffs) < 2:
-        p_t = p_w = float("nan")
-    elif sd == 0:
-        p_t = 1.0 if mean == 0 else 0.0  # every seed moved by exactly the same amount
-        p_w = 1.0 if mean == 0 else float(stats.wilcoxon(diffs).pvalue)
-    else:
-        p_t = float(stats.ttest_rel(a.loc[seeds], b.loc[seeds]).pvalue)
-        p_w = 1.0 if not np.any(diffs) else float(stats.wilcoxon(diffs, zero_method="zsplit").pvalue)
-    return PairedTest(metric, gan_arm, base_arm, len(diffs), mean, low, high, p_t, p_w, diffs.tolist())
+    t = paired_test(a.loc[seeds].to_numpy(dtype=float), b.loc[seeds].to_numpy(dtype=float))
+    return PairedTest(metric, gan_arm, base_arm, t["n"], t["mean_diff"], t["ci_low"], t["ci_high"], t["t_pvalue"],
+                      t["wilcoxon_pvalue"], t["diffs"])
 
 
 def select_arms(table: pd.DataFrame, gan_arms: Sequence[str], base_arms: Sequence[str],
@@ -554,3 +547,45 @@ def run_utility_study(
     train_counts = {class_names[c]: int(counts[c]) for c in range(k)}
     return UtilityResult(table, summary, paired, verdict_sentence(paired, summary), class_names, minority,
                          n_synthetic, metric_names, train_counts, notes)
+
+
+def induced_imbalance(train: Split, val: Split, test: Split, minority: int, fractions: Sequence[float],
+                      make_sampler: Callable[[np.ndarray, np.ndarray, float], Mapping[str, Sampler]],
+                      build_classifier: Callable[[], nn.Module], arms: Sequence[str], seeds: Sequence[int],
+                      seed: int = 0, **utility_kw: Any) -> pd.DataFrame:
+    """The BAGAN paper's protocol: keep a fraction of the minority class, measure its recall per method.
+
+    For each kept fraction the minority class of ``train`` is thinned (seeded, the other classes
+    untouched), the generators are retrained on what is left, and :func:`run_utility_study`
+    runs every arm.
+
+    Args:
+        train: the real training split ``(images, labels)``.
+        val: the validation split (model selection).
+        test: the test split.
+        minority: the class to thin out.
+        fractions: kept shares of the minority class, e.g. ``(1.0, 0.25, 0.1, 0.05)``.
+        make_sampler: ``(images, labels, fraction) -> {gan name: sampler}`` trains the generator(s)
+            on the reduced training set (called only when ``arms`` holds a GAN arm).
+        build_classifier: ``() -> classifier`` as in :func:`run_utility_study`.
+        arms: utility arms (methods), one curve each.
+        seeds: classifier seeds per point.
+        seed: seed of the minority subsampling.
+        **utility_kw: passed on to :func:`run_utility_study`.
+
+    Returns:
+        Long frame ``fraction, n_minority, arm, metric, mean, ci_low, ci_high, n_seeds`` for
+        ``minority_recall`` and ``balanced_accuracy``.
+    """
+    x, y = train
+    needs_gan = any("gan" in a or a == "synthetic_only" for a in arms)
+    parts = []
+    for frac in fractions:
+        keep = subsample_class(y, minority, float(frac), seed=seed)
+        x_f, y_f = x[keep], y[keep]
+        sampler = make_sampler(x_f, y_f, float(frac)) if needs_gan else None
+        res = run_utility_study(build_classifier, (x_f, y_f), val, test, sampler, arms=arms, seeds=seeds, **utility_kw)
+        s = res.summary[res.summary.metric.isin(["minority_recall", "balanced_accuracy"])]
+        parts.append(s.assign(fraction=float(frac), n_minority=int((y_f == minority).sum())))
+    cols = ["fraction", "n_minority", "arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+    return pd.concat(parts, ignore_index=True)[cols]

@@ -1,0 +1,138 @@
+"""The per-class fidelity study: one rule for the reference and the generators, tiny classes, ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import medgan_core.metrics.fidelity as fidelity
+from medgan_core.metrics.fid import fid_ci
+from medgan_core.metrics.fidelity import (REFERENCE, STUDY_COLUMNS, as_nested_dict, fid_ratios, fidelity_study,
+                                         rank_generators)
+
+NUMERIC = [c for c in STUDY_COLUMNS if c not in ("model", "class")]
+
+
+def cells(counts: tuple[int, ...], seed: int, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 `(N, size, size, 3)` noise squares, class c brighter by 60 c, with labels."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.integers(0, 120, (n, size, size, 3)) + 60 * c for c, n in enumerate(counts)])
+    y = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+    return x.astype(np.uint8), y.astype(np.int64)
+
+
+def features(images: np.ndarray) -> np.ndarray:
+    """A deterministic stand-in encoder: per-channel mean and std and four pixel values `(N, 10)`."""
+    x = images.astype(np.float64) / 255.0
+    return np.c_[x.mean(axis=(1, 2)), x.std(axis=(1, 2)), x.reshape(len(x), -1)[:, :4]]
+
+
+SETTINGS = dict(seed=0, k=3, max_n=30, n_boot=10, ms_ssim_pairs=10, kid_subsets=10)  # max_n caps the 70 training cells of "all"
+
+
+@pytest.fixture(scope="module")
+def study():
+    train, held = cells((40, 30), seed=1), cells((14, 12), seed=2)
+    x_s, y_s = cells((20, 20), seed=3)
+    shifted = (np.clip(x_s.astype(int) + 70, 0, 255).astype(np.uint8), y_s)  # every image 70 levels brighter
+    fakes = {"copy": held, "shifted": shifted, "dark_only": cells((16, 0), seed=4)}
+    captured = []
+    original = fidelity.fidelity_row
+
+    def spy(ft, fe, **kw):
+        captured.append((ft.copy(), fe.copy()))
+        return original(ft, fe, **kw)
+
+    fidelity.fidelity_row = spy
+    try:
+        table = fidelity_study(features, train, held, fakes, ["dark", "bright"], **SETTINGS)
+    finally:
+        fidelity.fidelity_row = original
+    return table, captured, (train, held, fakes)
+
+
+def test_columns_groups_and_sizes(study):
+    table, _, _ = study
+    assert list(table.columns) == STUDY_COLUMNS
+    assert list(table["class"].unique()) == ["all", "dark", "bright"]
+    assert list(table[table["class"] == "all"].model) == [REFERENCE, "copy", "shifted", "dark_only"]
+    n_eval = table.groupby("class")["n_eval"].first()
+    assert n_eval.to_dict() == {"all": 16, "dark": 14, "bright": 0}  # smallest set of the group: dark_only's
+
+
+def test_a_generator_that_returns_heldout_images_gets_the_reference_numbers(study):
+    table, _, _ = study
+    ref = table[table.model == REFERENCE].set_index("class")[NUMERIC]
+    copy = table[table.model == "copy"].set_index("class")[NUMERIC]
+    pd.testing.assert_frame_equal(ref, copy)
+    assert ref.loc["all"].notna().all()
+
+
+def test_every_row_of_a_group_shares_one_training_subsample_of_at_most_max_n_rows(study):
+    table, captured, _ = study
+    computed = table[table.fid.notna()].reset_index(drop=True)
+    assert len(captured) == len(computed)  # one fidelity_row call per computed row, in order
+    for cls, grp in computed.groupby("class"):
+        first = captured[grp.index[0]][0]
+        for i, row in grp.iterrows():
+            ft, fe = captured[i]
+            n_train = int((study[2][0][1] == ["dark", "bright"].index(cls)).sum()) if cls != "all" else len(study[2][0][1])
+            assert np.array_equal(ft, first) and len(fe) == row.n_eval and len(ft) == min(n_train, SETTINGS["max_n"])
+            ci = fid_ci(ft, fe, n_boot=SETTINGS["n_boot"], seed=SETTINGS["seed"])  # the FID interval is fid_ci's
+            assert (row.fid, row.fid_ci_low, row.fid_ci_high) == (ci["fid"], ci["ci_low"], ci["ci_high"])
+
+
+def test_kid_intervals_have_width_and_the_shifted_generator_is_worse(study):
+    table, _, _ = study
+    done = table[table.fid.notna()]
+    assert (done.kid_ci_high > done.kid_ci_low).all()
+    all_rows = table[table["class"] == "all"].set_index("model")
+    assert all_rows.loc["shifted", "fid"] > 5 * all_rows.loc[REFERENCE, "fid"]
+    assert all_rows.loc["shifted", "kid_ci_low"] > all_rows.loc[REFERENCE, "kid_ci_high"]
+    assert all_rows.loc[REFERENCE, "ms_ssim_scales"] == 1  # 16-px images allow one MS-SSIM scale
+
+
+def test_tiny_or_missing_classes_give_nan_rows_not_errors(study):
+    table, _, _ = study
+    bright = table[table["class"] == "bright"]
+    assert len(bright) == 4 and bright[NUMERIC[1:]].isna().all().all()  # dark_only made no bright cell
+    train, held, _ = study[2]
+    few = fidelity_study(features, train, held, {"few": cells((14, 3), seed=5)}, ["dark", "bright"], **SETTINGS)
+    row = few[(few["class"] == "bright")].iloc[0]
+    assert row.n_eval == 3 and np.isnan(row.fid)  # 3 <= k images
+
+
+def test_fidelity_study_is_seeded_and_checks_inputs(study):
+    table, _, (train, held, fakes) = study
+    again = fidelity_study(features, train, held, fakes, ["dark", "bright"], **SETTINGS)
+    pd.testing.assert_frame_equal(table, again)
+    with pytest.raises(ValueError, match="max_n must be at least"):
+        fidelity_study(features, train, held, fakes, ["dark", "bright"], max_n=2)
+    with pytest.raises(ValueError, match="one label per image"):
+        fidelity_study(features, (train[0], train[1][:5]), held, fakes, ["dark", "bright"])
+    with pytest.raises(ValueError, match="another name"):
+        fidelity_study(features, train, held, {REFERENCE: held}, ["dark", "bright"])
+
+
+def test_rank_generators_and_fid_ratios_by_hand():
+    fid = pd.DataFrame({
+        "model": [REFERENCE, "a", "b", "c"] * 3,
+        "class": ["all"] * 4 + ["x"] * 4 + ["y"] * 4,
+        "fid": [1.0, 9.0, 9.0, 9.0, 2.0, 4.0, 3.0, np.nan, 4.0, 4.0, 8.0, np.nan],
+    })
+    # per-class gaps: a: 2 and 0 (mean 1); b: 1 and 4 (mean 2.5); c: missing -> last
+    assert rank_generators(fid, ["c", "b", "a"]) == ["a", "b", "c"]
+    assert fid_ratios(fid, "b") == {"all": 9.0, "x": 1.5, "y": 2.0}
+    assert fid_ratios(fid, "c") == {"all": 9.0}
+
+
+def test_as_nested_dict_for_metrics_json(study):
+    table, _, _ = study
+    nested = as_nested_dict(table)
+    assert list(nested) == [REFERENCE, "copy", "shifted", "dark_only"]
+    ref_all = table[(table.model == REFERENCE) & (table["class"] == "all")].iloc[0]
+    assert nested[REFERENCE]["all"]["fid"] == ref_all.fid and nested[REFERENCE]["all"]["n_eval"] == 16
+    assert np.isnan(nested["dark_only"]["bright"]["kid"]) and "ms_ssim_scales" not in nested["copy"]["all"]
+    with pytest.raises(ValueError, match="lacks the columns"):
+        as_nested_dict(table.drop(columns=["kid"]))
