@@ -1,4 +1,4 @@
-"""Figures of the study: image grids, loss and metric curves, utility bars, boxes and masks.
+"""Every figure of the study: image grids, samples over training, loss curves, fidelity and utility plots, boxes and masks.
 
 Every function builds and returns a matplotlib ``Figure`` (the notebook displays it; nothing
 here calls ``plt.show()``), labels its axes with units where there are units, and accepts the
@@ -23,8 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 __all__ = [
-    "to_display", "image_grid", "class_grid", "epoch_grid", "loss_curves", "metric_vs_step", "arm_bars",
-    "nn_pair_grid", "bar_counts", "overlay_masks", "draw_boxes",
+    "to_display", "image_grid", "class_grid", "snapshot_grid", "loss_curves", "fidelity_bars", "arm_bars",
+    "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
+    "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -177,99 +178,253 @@ def class_grid(images_by_class: Mapping[str, np.ndarray], n_per_class: int, supt
     return _rows_grid(dict(images_by_class), n_per_class, suptitle)
 
 
-def epoch_grid(samples_by_epoch: Mapping[int, np.ndarray], n_per_epoch: int | None = None,
-               suptitle: str | None = "Samples over training") -> Figure:
-    """One row per epoch (sorted) of generated samples, labelled ``epoch N``.
+def snapshot_grid(snapshots: Mapping[int, Mapping[int, np.ndarray]], classes: Sequence[str], title: str,
+                  steps_per_epoch: float | None = None, cell_size: float = 0.5) -> Figure:
+    """Fixed-latent samples over training: one row per snapshot step, one column block per class.
 
     Args:
-        samples_by_epoch: epoch -> images (any layout accepted by :func:`to_display`).
-        n_per_epoch: images per row (default: the smallest number of samples of any epoch).
-        suptitle: figure title, or ``None``.
+        snapshots: ``{step: {class index: images}}`` (any layout accepted by :func:`to_display`),
+            e.g. :attr:`medgan_core.train.trainer.GanRun.snapshots`.
+        classes: class names in label order (the column titles).
+        title: the figure's title.
+        steps_per_epoch: if given, rows are labelled with the epoch too.
+        cell_size: inches per image.
 
     Returns:
-        The figure: ``len(samples_by_epoch) * n_per_epoch`` axes.
+        The figure: one axes per (step, class), the class's images side by side.
     """
-    if not samples_by_epoch:
-        raise ValueError("epoch_grid: samples_by_epoch is empty.")
-    n = n_per_epoch or min(len(v) for v in samples_by_epoch.values())
-    rows = {f"epoch {e}": samples_by_epoch[e] for e in sorted(samples_by_epoch)}
-    return _rows_grid(rows, n, suptitle)
-
-
-def loss_curves(
-    history: pd.DataFrame,
-    x: str = "step",
-    columns: Sequence[str] | None = None,
-    smooth: int = 1,
-    ylabel: str = "loss",
-    title: str | None = None,
-) -> Figure:
-    """Training curves: one line per column against ``x`` (raw faint, rolling mean bold).
-
-    Args:
-        history: one row per logged step, with column ``x`` and the loss columns.
-        x: the column on the horizontal axis (``"step"``, ``"epoch"``).
-        columns: the curves to draw (default: every numeric column except ``x``).
-        smooth: rolling-mean window in rows (1 = no smoothing).
-        ylabel: the vertical axis label.
-        title: axes title, or ``None``.
-
-    Returns:
-        The figure: one axes, one line per column (two when smoothed).
-    """
-    if x not in history.columns:
-        raise ValueError(f"loss_curves: no column {x!r} in the history; columns are {list(history.columns)}.")
-    if columns is None:
-        columns = [c for c in history.select_dtypes("number").columns if c != x]
-    missing = [c for c in columns if c not in history.columns]
-    if missing or not columns:
-        raise ValueError(f"loss_curves: columns {missing or '[]'} not in the history {list(history.columns)}.")
-    if smooth < 1:
-        raise ValueError(f"smooth must be a window >= 1, got {smooth}.")
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    palette = sns.color_palette(n_colors=len(columns))
-    for colour, col in zip(palette, columns):
-        if smooth > 1:
-            ax.plot(history[x], history[col], color=colour, alpha=0.25, linewidth=0.8)
-            smoothed = history[col].rolling(smooth, min_periods=1).mean()
-            ax.plot(history[x], smoothed, color=colour, label=f"{col} (mean of {smooth})")
-        else:
-            ax.plot(history[x], history[col], color=colour, label=col)
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    if not snapshots:
+        raise ValueError("snapshot_grid: no snapshots were kept; train with n_snapshots > 0.")
+    steps = sorted(snapshots)
+    n = max(len(v) for d in snapshots.values() for v in d.values())
+    fig, axes = plt.subplots(len(steps), len(classes), squeeze=False,
+                             figsize=(cell_size * n * len(classes) + 1.2, cell_size * len(steps) + 0.8))
+    for r, step in enumerate(steps):
+        for c, name in enumerate(classes):
+            ax = axes[r, c]
+            if c in snapshots[step]:
+                ax.imshow(_tile(to_display(snapshots[step][c])), cmap="gray", vmin=0, vmax=1)
+            _strip(ax)
+            if r == 0:
+                ax.set_title(str(name), fontsize=9)
+            if c == 0:
+                label = f"step {step}" + (f"\n(epoch {step / steps_per_epoch:.1f})" if steps_per_epoch else "")
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def metric_vs_step(frame: pd.DataFrame, metric: str, hue: str | None = None, x: str = "step",
-                   ylabel: str | None = None, title: str | None = None) -> Figure:
-    """A metric (FID, KID, accuracy, ...) against training steps, one line per ``hue`` value.
+def _tile(images: np.ndarray, pad: int = 1) -> np.ndarray:
+    """Display images `(n, S, S[, 3])` in [0, 1] side by side in one row (white gaps)."""
+    n, s = images.shape[0], images.shape[1]
+    row = np.ones((s, n * (s + pad)) + images.shape[3:], np.float32)
+    for i, im in enumerate(images):
+        row[:, i * (s + pad):i * (s + pad) + s] = im
+    return row
+
+
+def loss_curves(histories: pd.DataFrame | Mapping[str, pd.DataFrame], columns: Sequence[str] | None = None,
+                panels: Mapping[str, Sequence[str]] | None = None, smooth: int = 1, x: str = "step",
+                ylabel: str = "loss", logy: bool = False, title: str | None = None) -> Figure:
+    """Training curves, one axes per history (or per panel of one history), raw faint and smoothed bold.
+
+    A ``class`` column (one GAN per class) gives one line per class and loss.
 
     Args:
-        frame: tidy frame with columns ``x``, ``metric`` and optionally ``hue``.
-        metric: the metric column.
-        hue: column that splits the lines (a model, a class), or ``None``.
-        x: the horizontal axis column.
-        ylabel: vertical axis label (default the metric's name).
-        title: axes title, or ``None``.
+        histories: one loss history (one row per step), or ``{label: history}`` for one panel each.
+        columns: the curves to draw where present (default: every numeric column but ``x`` and ``class``).
+        panels: for a single history: ``{panel title: columns}`` (overrides ``columns``).
+        smooth: rolling-mean window in rows (1 = no smoothing).
+        x: the column on the horizontal axis.
+        ylabel: the vertical axis label.
+        logy: logarithmic vertical axis.
+        title: the figure's title, or ``None``.
 
     Returns:
-        The figure: one axes.
+        The figure: one axes per panel.
     """
-    needed = [c for c in (x, metric, hue) if c is not None and c not in frame.columns]
-    if needed:
-        raise ValueError(f"metric_vs_step: columns {needed} not in the frame {list(frame.columns)}.")
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    sns.lineplot(data=frame, x=x, y=metric, hue=hue, marker="o", ax=ax)
-    ax.set_xlabel(x)
-    ax.set_ylabel(ylabel or metric)
+    if smooth < 1:
+        raise ValueError(f"smooth must be a window >= 1, got {smooth}.")
+    if isinstance(histories, pd.DataFrame):
+        spec = {k: (histories, v) for k, v in (panels or {"": columns}).items()}
+    elif histories:
+        spec = {k: (h, columns) for k, h in histories.items()}
+    else:
+        raise ValueError("loss_curves: no histories to draw.")
+    fig, axes = plt.subplots(1, len(spec), figsize=(max(4.2 * len(spec), 6), 3.6), squeeze=False)
+    for ax, (label, (hist, cols)) in zip(axes[0], spec.items()):
+        numeric = [c for c in hist.select_dtypes("number").columns if c not in (x, "class")]
+        cols = numeric if cols is None else [c for c in cols if c in hist.columns]
+        if x not in hist.columns or not cols:
+            raise ValueError(f"loss_curves: {label or 'the history'} needs column {x!r} and at least one of "
+                             f"{columns or list(panels or {})}; it has {list(hist.columns)}.")
+        groups = list(hist.groupby("class")) if "class" in hist.columns else [(None, hist)]
+        palette = iter(sns.color_palette(n_colors=len(cols) * len(groups)))
+        for cls, h in groups:
+            for col in cols:
+                colour, name = next(palette), col if cls is None else f"{col} (class {cls})"
+                if smooth > 1:
+                    ax.plot(h[x], h[col], color=colour, alpha=0.25, linewidth=0.8)
+                    ax.plot(h[x], h[col].rolling(smooth, min_periods=1).mean(), color=colour, label=name)
+                else:
+                    ax.plot(h[x], h[col], color=colour, label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(ylabel + (f" (mean of {smooth})" if smooth > 1 else ""))
+        if logy:
+            ax.set_yscale("log")
+        if label:
+            ax.set_title(label, fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fidelity_bars(fid: pd.DataFrame, order: Sequence[str], labels: Mapping[str, str] | None = None) -> Figure:
+    """FID per class and model with its interval (log scale), and precision against recall.
+
+    Args:
+        fid: the long frame of :func:`medgan_core.metrics.fidelity.fidelity_study`
+            (``model, class, fid, fid_ci_low, fid_ci_high, precision, recall``).
+        order: the models in bar order (the reference first).
+        labels: display names of the models.
+
+    Returns:
+        The figure: two axes (FID bars, precision-recall scatter).
+    """
+    needed = {"model", "class", "fid", "fid_ci_low", "fid_ci_high", "precision", "recall"} - set(fid.columns)
+    if needed:
+        raise ValueError(f"fidelity_bars: the frame lacks columns {sorted(needed)}; pass fidelity_study's frame.")
+    labels = dict(labels or {})
+    colours = [f"C{i}" for i in range(len(order))]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    groups = list(fid.groupby("class", sort=False))
+    for j, (_, g) in enumerate(groups):
+        g = g.set_index("model").reindex(list(order))
+        xs = j + np.linspace(-0.3, 0.3, len(order))
+        axes[0].bar(xs, g.fid, width=0.6 / len(order), color=colours)
+        axes[0].vlines(xs, g.fid_ci_low, g.fid_ci_high, color="black", lw=1)
+        axes[1].scatter(g.precision, g.recall, c=colours, marker="osD^v"[j % 5], s=40)
+    axes[0].set_xticks(range(len(groups)), ["all" if c == "all" else str(c) for c, _ in groups])
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("FID in the encoder's space (log)")
+    axes[0].legend(handles=[Patch(color=c) for c in colours], labels=[labels.get(m, m) for m in order], fontsize=7)
+    axes[1].set_xlabel("precision")
+    axes[1].set_ylabel("recall")
+    axes[1].set_xlim(-0.02, 1.02)
+    axes[1].set_ylim(-0.02, 1.02)
+    markers = ", ".join(f"{'osD^v'[j % 5]} {c}" for j, (c, _) in enumerate(groups))
+    axes[1].set_title(f"precision vs recall (colour: model; marker: {markers})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def imbalance_curves(curves: pd.DataFrame, minority_name: str, metric: str = "minority_recall") -> Figure:
+    """A metric (mean and 95% CI over seeds) against the kept share of the minority class, one line per arm.
+
+    Args:
+        curves: the frame of :func:`medgan_core.metrics.utility.induced_imbalance`.
+        minority_name: the minority class's name (axis label).
+        metric: the metric to plot.
+
+    Returns:
+        The figure: one axes, log-scaled shares.
+    """
+    data = curves[curves.metric == metric]
+    if data.empty:
+        raise ValueError(f"imbalance_curves: no rows for metric {metric!r}.")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for arm, d in data.groupby("arm", sort=False):
+        d = d.sort_values("fraction")
+        ax.plot(d.fraction * 100, d["mean"], marker="o", label=arm)
+        ax.fill_between(d.fraction * 100, d.ci_low, d.ci_high, alpha=0.12)
+    ax.set_xscale("log")
+    ticks = sorted(data.fraction.unique() * 100)
+    ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+    ax.set_xlabel(f"share of {minority_name} kept in training (log scale)")
+    ax.set_ylabel(f"{minority_name} recall on test" if metric == "minority_recall" else metric.replace("_", " "))
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("Induced imbalance: how much minority recall each method restores")
+    fig.tight_layout()
+    return fig
+
+
+FIVE_PANELS = ("original x", "nodule removed x'", "reconstructed G(x')", "background y", "injected G(y)")
+
+
+def five_panel(snapshots: Mapping[int, np.ndarray], steps_per_epoch: float, row: int = 0) -> Figure:
+    """SQ-AGGAN's five panels (original, erased, reconstructed, background, injected), one row per kept step.
+
+    Args:
+        snapshots: ``{step: (R, 5, S, S)}`` middle slices in [-1, 1]
+            (:func:`medgan_core.models.sqaggan.five_panel_snapshot` over training).
+        steps_per_epoch: to label rows in epochs.
+        row: which of the ``R`` examples.
+
+    Returns:
+        The figure: ``len(snapshots) x 5`` axes.
+    """
+    if not snapshots:
+        raise ValueError("five_panel: no snapshots were kept; train with n_snapshots > 0.")
+    steps = sorted(snapshots)
+    fig, axes = plt.subplots(len(steps), 5, figsize=(9, 1.9 * len(steps)), squeeze=False)
+    for r, step in enumerate(steps):
+        for c in range(5):
+            _show(axes[r, c], to_display(np.asarray(snapshots[step])[row, c])[0])
+            if r == 0:
+                axes[r, c].set_title(FIVE_PANELS[c], fontsize=9)
+        axes[r, 0].set_ylabel(f"epoch {step / steps_per_epoch:.0f}\n(step {step})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def sequence_grid(rows: Mapping[str, np.ndarray], cases: Sequence[int], title: str | None = None) -> Figure:
+    """Slice sequences side by side: one row per label, the ``T`` slices of each chosen case in turn.
+
+    Args:
+        rows: ``{row label: (N, T, S, S) sequences in [-1, 1]}`` (masks: pass ``2 m - 1``).
+        cases: which sequences to show.
+        title: the figure's title, or ``None``.
+
+    Returns:
+        The figure: ``len(rows) x len(cases) T`` axes.
+    """
+    seqs = {k: np.asarray(v) for k, v in rows.items()}
+    t = {v.shape[1] for v in seqs.values()}
+    if len(t) != 1 or any(v.ndim != 4 for v in seqs.values()):
+        raise ValueError(f"sequence_grid: every entry must be (N, T, S, S) with one T; got "
+                         f"{ {k: v.shape for k, v in seqs.items()} }.")
+    (t,) = t
+    labels = [f"case {k + 1}, slice {s + 1}" for k in range(len(cases)) for s in range(t)]
+    images = np.concatenate([v[list(cases)].reshape(-1, *v.shape[2:]) for v in seqs.values()])
+    return image_grid(images, len(cases) * t, titles=labels * len(seqs), row_labels=list(seqs), cell_size=1.2,
+                      suptitle=title)
+
+
+def control_curves(per_level: Mapping[str, Mapping[float, float]], rho: Mapping[str, float],
+                   mae: Mapping[str, float]) -> Figure:
+    """Read-back rating against requested rating, one axes per controlled feature, with the ideal line.
+
+    Args:
+        per_level: ``{feature: {requested level: mean read-back rating}}``.
+        rho: ``{feature: within-input Spearman}`` for the titles.
+        mae: ``{feature: mean absolute error}`` for the titles.
+
+    Returns:
+        The figure: one axes per feature.
+    """
+    fig, axes = plt.subplots(1, len(per_level), figsize=(5 * len(per_level), 3.2), squeeze=False)
+    for ax, (col, levels) in zip(axes[0], per_level.items()):
+        ax.plot(list(levels), list(levels.values()), "o-", color="tab:red", lw=2, label="mean read back")
+        ax.plot([1, 5], [1, 5], "k:", label="ideal")
+        ax.set_xlabel(f"requested {col} (1-5)")
+        ax.set_ylabel("read back by the regressor")
+        ax.set_title(f"{col}: rho = {rho[col]:.2f}, MAE = {mae[col]:.1f}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -305,35 +460,6 @@ def arm_bars(summary: pd.DataFrame, metric: str, title: str | None = None) -> Fi
     ax.legend(handles=[Patch(color=BASE_COLOUR, label="real only"), Patch(color=GAN_COLOUR, label="with GAN images")],
               fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def nn_pair_grid(generated: np.ndarray, nearest_real: np.ndarray, distances: Sequence[float],
-                 distance_name: str = "d") -> Figure:
-    """Generated images (top row) above their nearest real training image (bottom row).
-
-    Args:
-        generated: `(n, ...)` generated images.
-        nearest_real: `(n, ...)` the nearest real image of each.
-        distances: `(n,)` their distances (in the feature space used for the search).
-        distance_name: how the distance is named in the titles.
-
-    Returns:
-        The figure: ``2 * n`` axes.
-    """
-    g, r = to_display(generated), to_display(nearest_real)
-    d = np.asarray(distances, dtype=float).reshape(-1)
-    if not len(g) == len(r) == len(d):
-        raise ValueError(f"nn_pair_grid: {len(g)} generated, {len(r)} nearest real and {len(d)} distances; need one each.")
-    n = len(g)
-    fig, axes = plt.subplots(2, n, figsize=(1.4 * n + 1.2, 3.2), squeeze=False)
-    for i in range(n):
-        _show(axes[0, i], g[i])
-        _show(axes[1, i], r[i])
-        axes[1, i].set_title(f"{distance_name} = {d[i]:.3g}", fontsize=8)
-    axes[0, 0].set_ylabel("generated", rotation=0, ha="right", va="center")
-    axes[1, 0].set_ylabel("nearest real", rotation=0, ha="right", va="center")
     fig.tight_layout()
     return fig
 
@@ -446,5 +572,150 @@ def draw_boxes(image: np.ndarray, boxes: pd.DataFrame, title: str | None = None)
     ax.set_ylabel("y (px)")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def imbalance_ratio_bars(ratios: pd.Series | Mapping[str, float], title: str = "How unbalanced is each dataset?") -> Figure:
+    """Imbalance ratio (largest / smallest class) per dataset as horizontal bars on a log scale.
+
+    Args:
+        ratios: dataset -> imbalance ratio (>= 1), drawn top to bottom in this order.
+        title: axes title.
+
+    Returns:
+        The figure: one axes, one bar per dataset, each labelled with its ratio (``" 4.8:1"``).
+    """
+    s = pd.Series(ratios, dtype=float)
+    if s.empty or not (s >= 1).all():
+        raise ValueError(f"imbalance_ratio_bars: need ratios >= 1 (largest / smallest class), got {dict(s)}.")
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.barplot(x=s.to_numpy(), y=[str(k) for k in s.index], ax=ax, color=BASE_COLOUR)
+    ax.set_xscale("log")
+    ax.set_xlabel("imbalance ratio, largest / smallest class (log scale)")
+    ax.set_ylabel("dataset")
+    ax.set_title(title)
+    for i, v in enumerate(s.to_numpy()):
+        ax.text(v, i, f" {v:.1f}:1", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def class_count_panels(counts_by_set: Mapping[str, pd.Series | Mapping[str, int]], xlabel: str = "images") -> Figure:
+    """Class counts of several datasets side by side, one horizontal bar panel each.
+
+    Args:
+        counts_by_set: dataset -> (class -> count); each panel's title ends with its imbalance ratio.
+        xlabel: what is counted.
+
+    Returns:
+        The figure: one axes per dataset, titled ``"{name}: {largest / smallest:.1f}:1"``.
+    """
+    if not counts_by_set:
+        raise ValueError("class_count_panels: no datasets to draw.")
+    fig, axes = plt.subplots(1, len(counts_by_set), figsize=(4 * len(counts_by_set), 3.2), squeeze=False)
+    for ax, (name, counts) in zip(axes[0], counts_by_set.items()):
+        s = pd.Series(counts, dtype=float)
+        if s.empty or not (s > 0).all():
+            raise ValueError(f"class_count_panels: {name!r} needs positive counts, got {dict(s)}.")
+        ax.barh([str(k) for k in s.index], s.to_numpy(), color=BASE_COLOUR)
+        ax.set_title(f"{name}: {s.max() / s.min():.1f}:1")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("class")
+    fig.tight_layout()
+    return fig
+
+
+def _step_histograms(ax: plt.Axes, values: Mapping[str, np.ndarray], bins: int,
+                     value_range: tuple[float, float] | None, colours: Sequence[str] | None) -> None:
+    """One outlined density histogram per entry of ``values`` on ``ax``, with a legend."""
+    if colours is not None and len(colours) != len(values):
+        raise ValueError(f"{len(colours)} colours for {len(values)} histograms.")
+    for i, (label, v) in enumerate(values.items()):
+        colour = None if colours is None else colours[i]
+        ax.hist(np.asarray(v).ravel(), bins=bins, range=value_range, density=True, histtype="step", color=colour,
+                label=str(label))
+    ax.set_ylabel("density")
+    ax.legend()
+
+
+def intensity_histograms(values: Mapping[str, np.ndarray], title: str, xlabel: str = "pixel intensity (0-255)",
+                         bins: int = 64, value_range: tuple[float, float] | None = (0, 255),
+                         colours: Sequence[str] | None = None) -> Figure:
+    """Pixel-intensity densities, one outlined histogram per group (channel, source, tissue).
+
+    Args:
+        values: group -> pixel values (any shape; pooled).
+        title: axes title.
+        xlabel: the intensity axis label, with its unit or range.
+        bins: bins per histogram.
+        value_range: the binned range, or ``None`` for each group's own range.
+        colours: one colour per group, or ``None`` for the default cycle.
+
+    Returns:
+        The figure: one axes, one histogram and legend entry per group.
+    """
+    if not values:
+        raise ValueError("intensity_histograms: no values to draw.")
+    fig, ax = plt.subplots(figsize=(7, 3))
+    _step_histograms(ax, values, bins, value_range, colours)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def box_sides(boxes: pd.DataFrame, bins: int = 40, title: str = "BCCD: how large each cell type is on the smear") -> Figure:
+    """Histogram of bounding-box sizes (the longer side, in pixels), one outline per class.
+
+    Args:
+        boxes: one row per box with ``label, xmin, ymin, xmax, ymax`` (pixels).
+        bins: number of bins.
+        title: axes title.
+
+    Returns:
+        The figure: one axes, one step histogram per class.
+    """
+    needed = {"label", "xmin", "ymin", "xmax", "ymax"} - set(boxes.columns)
+    if needed:
+        raise ValueError(f"box_sides: the boxes frame lacks columns {sorted(needed)}.")
+    data = boxes.assign(side=np.maximum(boxes.xmax - boxes.xmin, boxes.ymax - boxes.ymin))
+    fig, ax = plt.subplots(figsize=(7, 3))
+    sns.histplot(data=data, x="side", hue="label", bins=bins, ax=ax, element="step")
+    ax.set_xlabel("box side before resizing (px)")
+    ax.set_ylabel("boxes")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def nodule_panels(meta: pd.DataFrame, intensities: Mapping[str, np.ndarray]) -> Figure:
+    """Three views of the LIDC slices: slices per malignancy, nodule mask areas, intensities inside the lungs.
+
+    Args:
+        meta: one row per slice with ``malignancy`` (1-5) and ``mask_area_px``.
+        intensities: group -> normalised intensities (e.g. ``{"lung tissue": ..., "nodule": ...}``
+            from :func:`medgan_core.data.summary.lidc_intensities`).
+
+    Returns:
+        The figure: three axes (bars, histogram, density histograms).
+    """
+    needed = {"malignancy", "mask_area_px"} - set(meta.columns)
+    if needed:
+        raise ValueError(f"nodule_panels: the slice table lacks columns {sorted(needed)}.")
+    if not intensities:
+        raise ValueError("nodule_panels: no intensities to draw.")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    meta["malignancy"].value_counts().sort_index().plot.bar(ax=axes[0], color="tab:red")
+    axes[0].set_xlabel("malignancy (1 benign ... 5 malignant)")
+    axes[0].set_ylabel("slices")
+    axes[0].set_title("slices per malignancy")
+    axes[1].hist(meta["mask_area_px"], bins=30, color="tab:gray")
+    axes[1].set_xlabel("nodule mask area (px)")
+    axes[1].set_ylabel("slices")
+    axes[1].set_title("nodule size on the slice")
+    _step_histograms(axes[2], intensities, bins=80, value_range=None, colours=None)
+    axes[2].set_xlabel("normalised intensity")
+    axes[2].set_title("intensity inside the lungs")
     fig.tight_layout()
     return fig

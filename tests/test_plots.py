@@ -63,29 +63,68 @@ def test_to_display_scales():
     assert plots.to_display(np.array([[[-1.0, 0.0, 1.0]]])).tolist() == [[[0.0, 0.5, 1.0]]]
 
 
-def test_class_and_epoch_grids():
+def test_class_and_snapshot_grids():
     imgs = {"RBC": np.zeros((5, 8, 8, 3), np.uint8), "WBC": np.zeros((2, 8, 8, 3), np.uint8)}
     fig = plots.class_grid(imgs, n_per_class=3)
     assert len(fig.axes) == 6 and n_images(fig) == 3 + 2  # the short class leaves a blank cell
     assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["RBC", "WBC"]
-    fig = plots.epoch_grid({10: np.zeros((4, 8, 8)), 1: np.zeros((3, 8, 8))})
-    assert len(fig.axes) == 6 and n_images(fig) == 6
-    assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["epoch 1", "epoch 10"]  # sorted
+    snaps = {10: {0: np.zeros((4, 8, 8, 3), np.uint8), 1: np.zeros((4, 8, 8, 3), np.uint8)},
+             1: {0: np.zeros((4, 8, 8, 3), np.uint8)}}  # class 1 missing at step 1: a blank cell
+    fig = plots.snapshot_grid(snaps, ["RBC", "WBC"], "samples", steps_per_epoch=5)
+    assert len(fig.axes) == 4 and n_images(fig) == 3
+    assert fig.axes[0].get_ylabel().startswith("step 1\n") and "epoch 2.0" in fig.axes[2].get_ylabel()  # sorted
+    assert [fig.axes[0].get_title(), fig.axes[1].get_title()] == ["RBC", "WBC"]
+    with pytest.raises(ValueError, match="no snapshots"):
+        plots.snapshot_grid({}, ["RBC"], "x")
 
 
-def test_loss_curves_and_metric_vs_step():
+def test_loss_curves_single_mapping_and_panels():
     hist = pd.DataFrame({"step": np.arange(20), "loss_D": np.linspace(1, 0, 20), "loss_G": np.linspace(2, 1, 20)})
     fig = plots.loss_curves(hist, smooth=5)
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss (mean of 5)"
     assert len(ax.get_lines()) == 4  # raw + smoothed per column
     assert len(plots.loss_curves(hist, columns=["loss_G"]).axes[0].get_lines()) == 1
-    with pytest.raises(ValueError, match="no column 'epoch'"):
+    with pytest.raises(ValueError, match="needs column 'epoch'"):
         plots.loss_curves(hist, x="epoch")
-    frame = pd.DataFrame({"step": [1, 2, 1, 2], "fid": [9.0, 5.0, 8.0, 4.0], "model": ["a", "a", "b", "b"]})
-    fig = plots.metric_vs_step(frame, "fid", hue="model")
-    assert fig.axes[0].get_xlabel() == "step" and fig.axes[0].get_ylabel() == "fid"
-    assert len(fig.axes[0].get_legend().get_texts()) == 2
+    per_class = pd.concat([hist.assign(**{"class": c}) for c in range(3)])
+    ae = pd.DataFrame({"step": np.arange(5), "loss_AE": np.ones(5)})
+    fig = plots.loss_curves({"DCGAN": per_class, "autoencoder": ae}, columns=["loss_D", "loss_G", "loss_AE"])
+    assert [a.get_title() for a in fig.axes] == ["DCGAN", "autoencoder"]
+    assert len(fig.axes[0].get_lines()) == 6 and len(fig.axes[1].get_lines()) == 1  # 2 losses x 3 classes; AE
+    fig = plots.loss_curves(hist, panels={"critic": ["loss_D"], "generator": ["loss_G"]}, logy=True)
+    assert [a.get_title() for a in fig.axes] == ["critic", "generator"] and fig.axes[1].get_yscale() == "log"
+
+
+def test_fidelity_bars_and_imbalance_curves():
+    rows = [{"model": m, "class": c, "fid": f, "fid_ci_low": f / 2, "fid_ci_high": 2 * f, "precision": 0.5,
+             "recall": 0.4} for c in ("all", "RBC") for m, f in (("ref", 1.0), ("dcgan", 10.0))]
+    fig = plots.fidelity_bars(pd.DataFrame(rows), ["ref", "dcgan"], {"dcgan": "DCGAN"})
+    bars = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert [b.get_height() for b in bars] == [1.0, 10.0, 1.0, 10.0] and fig.axes[0].get_yscale() == "log"
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["ref", "DCGAN"]
+    with pytest.raises(ValueError, match="lacks columns"):
+        plots.fidelity_bars(pd.DataFrame(rows).drop(columns="recall"), ["ref"])
+    curves = pd.DataFrame({"fraction": [1.0, 0.1, 1.0, 0.1], "arm": ["real", "real", "real+gan", "real+gan"],
+                           "metric": "minority_recall", "mean": [0.9, 0.2, 0.9, 0.6], "ci_low": 0.0, "ci_high": 1.0})
+    fig = plots.imbalance_curves(curves, "Platelets")
+    assert len(fig.axes[0].get_lines()) == 2 and "Platelets recall" in fig.axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="no rows for metric"):
+        plots.imbalance_curves(curves, "Platelets", metric="auc")
+
+
+def test_five_panel_sequence_grid_and_control_curves():
+    snaps = {4: np.zeros((2, 5, 8, 8), np.float32), 8: np.ones((2, 5, 8, 8), np.float32)}
+    fig = plots.five_panel(snaps, steps_per_epoch=4, row=1)
+    assert len(fig.axes) == 10 and n_images(fig) == 10 and fig.axes[0].get_title() == "original x"
+    assert fig.axes[5].get_ylabel().startswith("epoch 2")
+    seqs = np.zeros((4, 3, 8, 8), np.float32)
+    fig = plots.sequence_grid({"real x": seqs, "G(y)": seqs}, cases=[0, 2])
+    assert len(fig.axes) == 12 and n_images(fig) == 12 and fig.axes[6].get_ylabel() == "G(y)"
+    with pytest.raises(ValueError, match="one T"):
+        plots.sequence_grid({"a": seqs, "b": np.zeros((4, 2, 8, 8))}, cases=[0])
+    fig = plots.control_curves({"malignancy": {1.0: 3.0, 5.0: 4.0}}, {"malignancy": 0.5}, {"malignancy": 1.2})
+    assert fig.axes[0].get_title() == "malignancy: rho = 0.50, MAE = 1.2" and len(fig.axes[0].get_lines()) == 2
 
 
 def test_arm_bars():
@@ -103,12 +142,7 @@ def test_arm_bars():
         plots.arm_bars(summary, "auc")
 
 
-def test_nn_pair_grid_and_bar_counts():
-    fig = plots.nn_pair_grid(np.zeros((3, 8, 8)), np.ones((3, 8, 8)) * 0.5, [1.0, 2.5, 3.0])
-    assert len(fig.axes) == 6 and n_images(fig) == 6
-    assert fig.axes[3].get_title() == "d = 1" and fig.axes[0].get_ylabel() == "generated"
-    with pytest.raises(ValueError, match="3 generated, 2 nearest real"):
-        plots.nn_pair_grid(np.zeros((3, 8, 8)), np.zeros((2, 8, 8)), [1, 2, 3])
+def test_bar_counts():
     fig = plots.bar_counts({"RBC": 4155, "WBC": 372, "Platelets": 361}, "BCCD cells")
     (ax,) = fig.axes
     assert ax.get_title() == "BCCD cells (imbalance ratio 11.5:1)"
@@ -142,3 +176,69 @@ def test_draw_boxes():
     assert ax.get_xlabel() == "x (px)" and ax.get_ylabel() == "y (px)"
     with pytest.raises(ValueError, match=r"lacks columns \['xmax'"):
         plots.draw_boxes(np.zeros((8, 8)), boxes.drop(columns=["xmax"]))
+
+
+def test_imbalance_ratio_bars():
+    fig = plots.imbalance_ratio_bars(pd.Series({"isic2017": 4.77, "bccd": 11.51, "covid19_radiography": 1.01}))
+    (ax,) = fig.axes
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [round(b.get_width(), 2) for b in bars] == [4.77, 11.51, 1.01]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["isic2017", "bccd", "covid19_radiography"]
+    assert [t.get_text() for t in ax.texts] == [" 4.8:1", " 11.5:1", " 1.0:1"]
+    assert ax.get_xscale() == "log" and "largest / smallest" in ax.get_xlabel() and ax.get_ylabel() == "dataset"
+    with pytest.raises(ValueError, match="ratios >= 1"):
+        plots.imbalance_ratio_bars({"bad": 0.5})
+
+
+def test_class_count_panels():
+    counts = {"kermany": pd.Series({"bacteria": 2752, "normal": 1571, "virus": 1485}),
+              "pneumoniamnist": {"normal": 1583, "pneumonia": 4273}}
+    fig = plots.class_count_panels(counts)
+    assert [ax.get_title() for ax in fig.axes] == ["kermany: 1.9:1", "pneumoniamnist: 2.7:1"]
+    bars = [p.get_width() for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert bars == [2752, 1571, 1485]
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["normal", "pneumonia"]
+    assert all(ax.get_xlabel() == "images" and ax.get_ylabel() == "class" for ax in fig.axes)
+    with pytest.raises(ValueError, match="'x' needs positive counts"):
+        plots.class_count_panels({"x": {"a": 3, "b": 0}})
+
+
+def test_intensity_histograms():
+    values = {"red": np.full((2, 4, 4), 10, np.uint8), "green": np.full((2, 4, 4), 200, np.uint8)}
+    fig = plots.intensity_histograms(values, title="ISIC", colours=("red", "green"))
+    (ax,) = fig.axes
+    assert len(ax.patches) == 2 and ax.get_title() == "ISIC"
+    assert ax.get_xlabel() == "pixel intensity (0-255)" and ax.get_ylabel() == "density"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["red", "green"]
+    assert ax.patches[0].get_edgecolor()[:3] == (1.0, 0.0, 0.0)
+    assert ax.get_xlim()[0] <= 0 and ax.get_xlim()[1] >= 255  # the fixed range, not the data's
+    with pytest.raises(ValueError, match="1 colours for 2 histograms"):
+        plots.intensity_histograms(values, title="x", colours=("red",))
+
+
+def test_box_sides():
+    boxes = pd.DataFrame({"label": ["RBC", "RBC", "WBC"], "xmin": [0, 0, 0], "ymin": [0, 0, 0],
+                          "xmax": [10, 4, 30], "ymax": [5, 12, 20]})  # sides 10, 12, 30
+    fig = plots.box_sides(boxes, bins=5)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "box side before resizing (px)" and ax.get_ylabel() == "boxes"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["RBC", "WBC"]
+    lo, hi = ax.get_xlim()
+    assert lo <= 10 and hi >= 30
+    with pytest.raises(ValueError, match=r"lacks columns \['ymax'\]"):
+        plots.box_sides(boxes.drop(columns="ymax"))
+
+
+def test_nodule_panels():
+    meta = pd.DataFrame({"malignancy": [5, 1, 5, 3], "mask_area_px": [10, 200, 40, 90]})
+    fig = plots.nodule_panels(meta, {"lung tissue": RNG.normal(0, 1, 50), "nodule": RNG.normal(1, 1, 20)})
+    assert len(fig.axes) == 3
+    bars = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert [b.get_height() for b in bars] == [1, 1, 2]  # malignancy 1, 3, 5 in order
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "3", "5"]
+    assert fig.axes[1].get_xlabel() == "nodule mask area (px)" and fig.axes[1].get_ylabel() == "slices"
+    assert sum(p.get_height() for p in fig.axes[1].patches) == 4  # every slice in the area histogram
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["lung tissue", "nodule"]
+    assert fig.axes[2].get_ylabel() == "density"
+    with pytest.raises(ValueError, match=r"lacks columns \['mask_area_px'\]"):
+        plots.nodule_panels(meta.drop(columns="mask_area_px"), {"nodule": np.zeros(3)})
