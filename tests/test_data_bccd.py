@@ -144,3 +144,25 @@ def test_real_data_counts():
     assert single == {"NEUTROPHIL": 205, "EOSINOPHIL": 87, "LYMPHOCYTE": 33, "MONOCYTE": 20, "BASOPHIL": 3}
     reasons = staged["excluded_reason"].value_counts().to_dict()
     assert reasons["two subtypes"] == 15 and reasons["blank"] == 1 and reasons["basophil (3 images)"] == 3
+
+
+def test_cell_type_task_split_by_smear(data_dir):
+    splits, classes = bccd.load_cell_types(16, data_dir)
+    assert classes == list(bccd.CLASSES) and set(splits) == set(bccd.SPLITS)
+    for x, y in splits.values():
+        assert x.shape[1:] == (16, 16, 3) and x.dtype == np.uint8 and len(x) == len(y)
+    boxes = bccd.load_index(data_dir)
+    kept = boxes[~boxes.degenerate]
+    assert sum(len(y) for _, y in splits.values()) == len(kept)
+    one = bccd.load_cell_types(16, data_dir, max_smears_per_split=1)[0]
+    assert sum(len(y) for _, y in one.values()) < len(kept)
+    with pytest.raises(ValueError, match="max_smears_per_split"):
+        bccd.load_cell_types(16, data_dir, max_smears_per_split=-1)
+
+
+def test_wbc_subtype_task_on_real_data(real_data):
+    splits, classes, excluded = bccd.load_wbc_subtypes(16, real_data)
+    assert classes == ["NEUTROPHIL", "EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE"]  # basophils dropped
+    totals = sum(np.bincount(y, minlength=4) for _, y in splits.values())
+    assert totals.tolist() == [203, 84, 33, 20]
+    assert excluded.loc["two subtypes", "rows"] == 15 and excluded.loc["basophil (3 images)", "rows"] == 3

@@ -120,3 +120,22 @@ def test_length_mismatch():
         im.grouped_kfold([0, 1, 0], ["a", "b"], 2)
     with pytest.raises(ValueError, match="empty"):
         im.class_counts([])
+
+
+def test_split_count_table_counts_every_class_and_split():
+    splits = {"train": (None, np.array([0, 0, 2])), "val": (None, np.array([1]))}
+    table = im.split_count_table(splits, ["a", "b", "c"])
+    assert table.loc["a"].tolist() == [2, 0, 2] and table.loc["b"].tolist() == [0, 1, 1]
+    assert table.loc["c", "train"] == 1 and list(table.columns) == ["train", "val", "total"]
+
+
+def test_fold_with_most_levels_counts_each_group_once():
+    labels = np.array([1, 1, 1, 2, 3, 3])
+    groups = np.array(["n1", "n1", "n1", "n2", "n3", "n3"])
+    folds = [{"train": np.array([3, 4, 5]), "test": np.array([0, 1, 2])},  # one level (1) however many rows
+             {"train": np.array([0, 1, 2]), "test": np.array([3, 4, 5])}]  # two levels
+    assert im.fold_with_most_levels(folds, labels, groups) == 1
+    tie = [{"train": np.array([0]), "test": np.array([3])}, {"train": np.array([0, 1]), "test": np.array([4])}]
+    assert im.fold_with_most_levels(tie, labels, groups) == 1  # ties: the larger training side
+    with pytest.raises(ValueError, match="no folds"):
+        im.fold_with_most_levels([], labels, groups)

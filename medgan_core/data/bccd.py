@@ -25,7 +25,8 @@ Facts checked on the staged data, and how this module handles them:
   NEUTROPHIL 205, EOSINOPHIL 87, LYMPHOCYTE 33, MONOCYTE 20, BASOPHIL 3.
 
 Public API: :data:`FOLDER`, :data:`CLASSES`, :data:`SUBTYPES`, :func:`load_index`,
-:func:`crop_cells`, :func:`wbc_subtypes`, :func:`wbc_crops`, :func:`verify`.
+:func:`crop_cells`, :func:`wbc_subtypes`, :func:`wbc_crops`, :func:`load_cell_types` and
+:func:`load_wbc_subtypes` (the two classification tasks of experiment 01, split by smear), :func:`verify`.
 """
 
 from __future__ import annotations
@@ -368,6 +369,62 @@ def wbc_crops(size: int, data_dir: str | os.PathLike | None = None, min_count: i
     crops, frame = crop_cells(largest, size, data_dir, margin=margin, progress=progress)
     frame.attrs["classes"] = classes
     return crops, frame
+
+
+Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, S, S, 3)`, int64 labels `(N,)`
+
+
+def _by_split(images: np.ndarray, frame: pd.DataFrame) -> dict[str, Split]:
+    """``{split: (images, labels)}`` from crops and their frame (``split``, ``label_idx``)."""
+    return {s: (images[(frame.split == s).to_numpy()], frame.label_idx.to_numpy()[(frame.split == s).to_numpy()])
+            for s in SPLITS}
+
+
+def load_cell_types(size: int, data_dir: str | os.PathLike | None = None, max_smears_per_split: int = 0,
+                    progress: bool = False) -> tuple[dict[str, Split], list[str]]:
+    """Cell types (RBC / WBC / platelets): every non-degenerate box as a square crop, split by source smear.
+
+    Args:
+        size: crop side in pixels.
+        data_dir: the data folder (``None``: ``$MEDGAN_DATA``, then ``./data``).
+        max_smears_per_split: keep only the first this many smears of each split (0 = all; smoke runs).
+        progress: show a progress bar while cropping.
+
+    Returns:
+        ``({"train"|"val"|"test": (images, labels)}, class names)``, labels indexing :data:`CLASSES`.
+    """
+    if max_smears_per_split < 0:
+        raise ValueError(f"max_smears_per_split must be >= 0 (0 = all), got {max_smears_per_split}.")
+    boxes = load_index(data_dir)
+    if max_smears_per_split:
+        keep = [i for s in SPLITS for i in sorted(boxes[boxes.split == s].image_id.unique())[:max_smears_per_split]]
+        boxes = boxes[boxes.image_id.isin(keep)]
+    images, frame = crop_cells(boxes, size, data_dir, progress=progress)
+    return _by_split(images, frame), list(CLASSES)
+
+
+def load_wbc_subtypes(size: int, data_dir: str | os.PathLike | None = None, min_count: int = 10,
+                      progress: bool = False) -> tuple[dict[str, Split], list[str], pd.DataFrame]:
+    """White-cell subtypes: the largest WBC box of each usable subtype-labelled smear, split by smear.
+
+    Args:
+        size: crop side in pixels.
+        data_dir: the data folder.
+        min_count: subtypes with fewer usable smears are dropped (basophils: 3).
+        progress: show a progress bar while cropping.
+
+    Returns:
+        ``(splits, class names, exclusions)``: exclusions counts the CSV rows left out per reason
+        (``no image``, ``blank``, ``two subtypes``, ``basophil (3 images)``) and the usable smears
+        without a WBC box.
+    """
+    images, frame = wbc_crops(size, data_dir, min_count=min_count, progress=progress)
+    table = wbc_subtypes(data_dir, min_count=min_count)
+    reasons = table.loc[~table.usable, "excluded_reason"].value_counts()
+    no_box = int((table.usable & (table.n_wbc_boxes == 0)).sum())
+    exclusions = pd.concat([reasons, pd.Series({"usable label but no WBC box": no_box})]).rename("rows").to_frame()
+    exclusions.index.name = "excluded because"
+    return _by_split(images, frame), list(frame.attrs["classes"]), exclusions
 
 
 def verify(data_dir: str | os.PathLike | None = None) -> tuple[int, list[str]]:

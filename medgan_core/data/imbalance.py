@@ -10,12 +10,13 @@ of a frame. Everything random is driven by one ``seed`` through :func:`numpy.ran
   or cap very large classes (to fit a CPU budget);
 - :func:`stratified_split`: train / val / test with each class split in the same proportions;
 - :func:`grouped_split`, :func:`grouped_kfold`: splits where no group (a patient) is in two
-  parts, stratified as far as the groups allow.
+  parts, stratified as far as the groups allow; :func:`fold_with_most_levels` picks a held-out fold;
+- :func:`split_count_table`: images per class and split.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -258,3 +259,38 @@ def grouped_kfold(labels: Sequence | np.ndarray | pd.Series, groups: Sequence | 
     if any(len(f["test"]) == 0 or len(f["train"]) == 0 for f in out):
         raise ValueError(f"a fold came out empty with n_splits={n_splits} and {n_groups} groups; use fewer folds.")
     return out
+
+
+def split_count_table(splits: Mapping[str, tuple[np.ndarray, np.ndarray]], classes: Sequence[str]) -> pd.DataFrame:
+    """Images per class (rows) and split (columns), with a total column.
+
+    Args:
+        splits: ``{split: (images, labels)}`` with int labels indexing ``classes``.
+        classes: class names in label order.
+    """
+    table = pd.DataFrame({s: np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+                          for s, (_, y) in splits.items()}, index=pd.Index(list(classes), name="class"))
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def fold_with_most_levels(folds: Sequence[Mapping[str, np.ndarray]], labels: Sequence | np.ndarray | pd.Series,
+                          groups: Sequence | np.ndarray | pd.Series) -> int:
+    """The fold whose held-out groups span the most label levels (ties: the larger training side).
+
+    Decided from the labels alone, before any training (e.g. the LIDC fold whose held-out
+    nodules cover the most malignancy ratings).
+
+    Args:
+        folds: from :func:`grouped_kfold` (``{"train", "test"}`` row indices).
+        labels: one label per row (e.g. malignancy).
+        groups: one unit per row whose label counts once (e.g. the nodule id).
+    """
+    if not folds:
+        raise ValueError("no folds given: build them with grouped_kfold first.")
+    frame = pd.DataFrame({"label": _as_labels(labels), "group": _as_labels(groups)})
+
+    def score(k: int) -> tuple[int, int]:
+        held = frame.iloc[folds[k]["test"]]
+        return held.groupby("group")["label"].first().nunique(), len(folds[k]["train"])
+    return max(range(len(folds)), key=score)
