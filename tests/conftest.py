@@ -22,6 +22,17 @@ def real_data_dir() -> Path | None:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def real_data() -> Path:
     """The real data folder; the test is skipped with a reason when it is absent."""
     path = real_data_dir()

@@ -9,7 +9,7 @@ from torch import nn
 
 from medgan_core.models.registry import build_gan
 from medgan_core.train import ImageBatches, train_gan
-from medgan_core.train.cost import (CPU_FALLBACK_METHOD, CPU_METHOD, PeakMemory, cost_table, count_parameters,
+from medgan_core.train.cost import (CPU_METHOD, PeakMemory, cost_table, count_parameters,
                                     measure_step, saved_activation_bytes, training_memory_estimate)
 
 
@@ -23,16 +23,25 @@ def test_count_parameters_by_hand():
         count_parameters(torch.zeros(3))
 
 
-def test_peak_memory_sees_a_large_allocation_on_cpu():
-    with PeakMemory("cpu") as mem:
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
-        del block
-    assert mem.method in (CPU_METHOD, CPU_FALLBACK_METHOD)
-    if mem.method == CPU_METHOD:  # the peak counter sees the block although it was freed before the exit
-        assert 48 <= mem.mb <= 512
-    with PeakMemory("cpu") as idle:
-        pass
-    assert idle.mb < 32
+def test_peak_memory_counts_parameters_and_the_most_autograd_held_at_once():
+    w = nn.Linear(4, 4, bias=False)  # 16 parameters: 16 x 16 bytes of weights, gradients and Adam moments
+    x = torch.ones(8, 4)
+    with PeakMemory("cpu", [w, None]) as mem:
+        with mem.step():
+            w(x).sum().backward()  # saves x (8 x 4 floats = 128 bytes) for the weight gradient
+        with mem.step():
+            for _ in range(3):  # three forward/backward rounds: never more than one x held at once
+                w(x).sum().backward()
+    assert mem.method == CPU_METHOD and mem.mb * 2**20 == 16 * 16 + 128
+    with PeakMemory("cpu", [w]) as held:
+        with held.step():
+            losses = [w(x + i).sum() for i in range(3)]  # three inputs held before one backward
+            sum(losses).backward()
+    assert held.mb * 2**20 == 16 * 16 + 3 * 128
+    with PeakMemory("cpu", [w], counted_steps=0) as off:
+        with off.step():
+            w(x).sum().backward()
+    assert off.mb * 2**20 == 16 * 16  # no step counted: parameters only
 
 
 def test_peak_memory_refuses_cuda_without_a_gpu():
@@ -44,11 +53,12 @@ def test_peak_memory_refuses_cuda_without_a_gpu():
 
 def test_measure_step_times_the_calls():
     calls = []
-    out = measure_step(lambda: calls.append(1), n_steps=4)
-    assert len(calls) == 5 and out["seconds_per_step"] >= 0 and out["peak_memory_mb"] >= 0
-    assert out["method"].startswith("measured")
+    net = nn.Linear(2, 2)  # 6 parameters
+    out = measure_step(lambda: calls.append(1), [net], n_steps=4)
+    assert len(calls) == 5 and out["seconds_per_step"] >= 0 and out["peak_memory_mb"] * 2**20 == 16 * 6
+    assert out["method"] == CPU_METHOD
     with pytest.raises(ValueError, match="n_steps"):
-        measure_step(lambda: None, n_steps=0)
+        measure_step(lambda: None, [net], n_steps=0)
 
 
 def test_saved_activation_bytes_by_hand():
@@ -60,6 +70,8 @@ def test_saved_activation_bytes_by_hand():
     x.requires_grad_(True)
     assert saved_activation_bytes(lambda: x @ w) == 128 + 64
     assert saved_activation_bytes(lambda: x @ w, exclude=[w]) == 128
+    # the sum over the call: two products each save their own input, even if the first was released
+    assert saved_activation_bytes(lambda: ((x @ w).sum().backward(), (2 * x) @ w), exclude=[w]) == 2 * 128
 
 
 def test_training_memory_estimate_is_linear_in_the_batch():
@@ -91,3 +103,10 @@ def test_cost_table_columns_and_values():
     assert row["seconds / step"] == pytest.approx(runs["cwgan_gp"].seconds / 2)
     assert row["how measured"] == runs["cwgan_gp"].memory_method
     assert cost_table({}).empty
+
+
+def test_cpu_bf16_probe_compares_against_float32():
+    from medgan_core.train.cost import cpu_bf16_is_fast
+
+    assert cpu_bf16_is_fast(max_slowdown=1e9) is True  # any speed passes a huge allowance
+    assert cpu_bf16_is_fast(max_slowdown=0.0) is False  # no computation takes zero time

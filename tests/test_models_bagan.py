@@ -12,13 +12,7 @@ from medgan_core.models.registry import build_gan, define_D, define_G, sample
 from medgan_core.train import ImageBatches, adversarial_step
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def _codes():

@@ -16,13 +16,7 @@ from medgan_core.models.registry import FAMILIES, GAN_NAMES, build_gan, define_D
 from medgan_core.train import ImageBatches
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 TINY = dict(image_size=16, nz=8, width_G=4, width_D=4)  # image size 16, widths 4

@@ -1,17 +1,22 @@
 """What training costs: parameters, seconds per step and peak memory, measured one way everywhere.
 
 - :func:`count_parameters`: trainable parameters of one or more networks.
-- :class:`PeakMemory`: the one memory meter, a context manager around the code to measure.
+- :class:`PeakMemory`: the one memory meter of a model's training, a context manager around it.
   On CUDA it is PyTorch's peak allocated memory (``torch.cuda.reset_peak_memory_stats`` on
   entry, ``torch.cuda.max_memory_allocated`` on exit): weights, gradients, optimiser state and
-  activations, without the allocator's cache. On the CPU (Linux) it resets the kernel's
-  peak-resident-memory counter (writing ``5`` to ``/proc/self/clear_refs``), reads the peak
-  ``VmHWM`` from ``/proc/self/status`` on exit and reports the peak *minus the resident memory
-  at entry*: what the block added, at its highest. Where the counter cannot be reset it falls
-  back to the resident-memory growth at exit (a lower bound). ``.method`` says which was used.
+  activations, without the allocator's cache. The CPU has no allocator statistics, and the
+  process's resident memory is no measure either: freed pages are reused, so a model trained
+  after another one shows almost no growth. So on the CPU the meter counts the training's
+  tensors: 16 bytes per trainable parameter of the networks (fp32 weight, gradient and Adam's
+  two moments) plus the most bytes autograd held for the backward pass at any moment of a step
+  (:meth:`PeakMemory.step` counts the tensors saved by autograd's pack hook, each storage once,
+  parameters excluded, and releases them in the unpack hook). Transient buffers that autograd
+  does not keep are not in it, so on the CPU it is a lower bound of the working memory.
 - :func:`measure_step`: seconds per training step and the peak memory of a few steps.
 - :func:`saved_activation_bytes` and :func:`training_memory_estimate`: an *estimate* of a
   step's memory from the tensors autograd keeps, for settings too large to run here.
+- :func:`cpu_bf16_is_fast`: whether bf16 autocast is worth running on this CPU (many CPUs have no
+  native bf16 and emulate it 50 to 100 times slower than float32).
 - :func:`cost_table`: the report's table of parameters, steps, seconds and memory per model.
 """
 
@@ -19,8 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -31,8 +36,7 @@ if TYPE_CHECKING:  # only for annotations (the trainer imports this module)
     from medgan_core.train.trainer import GanRun
 
 CUDA_METHOD = "measured: CUDA peak allocated (torch.cuda.max_memory_allocated)"
-CPU_METHOD = "measured: process peak RSS growth (Linux VmHWM)"
-CPU_FALLBACK_METHOD = "measured: process RSS growth at exit (no peak counter here; a lower bound)"
+CPU_METHOD = "counted: 16 B per parameter + tensors autograd held in a step (CPU)"
 
 
 def count_parameters(*nets: nn.Module | None) -> int:
@@ -55,95 +59,125 @@ def count_parameters(*nets: nn.Module | None) -> int:
     return int(sum(seen.values()))
 
 
-def _status_kib(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` (``VmHWM``, ``VmRSS``) in KiB, or ``None``."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+class _SavedTensors:
+    """Bytes of the tensors autograd holds for backward: now, and at most since the last :meth:`reset`.
 
+    Installed with :func:`torch.autograd.graph.saved_tensors_hooks` (``pack``/``unpack``); a
+    storage saved several times counts once and is released when its last saved reference has
+    been unpacked; storages in ``exclude`` (the parameters) are never counted.
 
-def _rss_bytes() -> int | None:
-    """This process's resident memory in bytes (``VmRSS``, else psutil if installed), or ``None``."""
-    kib = _status_kib("VmRSS")
-    if kib is not None:
-        return kib * 1024
-    try:
-        import psutil
-    except ImportError:
-        return None
-    return int(psutil.Process().memory_info().rss)
+    Args:
+        exclude: tensors whose storage is not counted.
+    """
 
+    def __init__(self, exclude: Sequence[torch.Tensor] = ()) -> None:
+        self.skip = {t.untyped_storage().data_ptr() for t in exclude}
+        self.live: dict[int, list[int]] = {}  # storage pointer -> [bytes, saved references]
+        self.now = self.peak = self.total = 0
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux); ``False`` where unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return _status_kib("VmHWM") is not None
+    def reset(self) -> None:
+        self.live.clear()
+        self.now = self.peak = self.total = 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        try:
+            key, nbytes = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
+        except RuntimeError:  # tensors without storage (sparse, meta)
+            return t
+        if key in self.skip:
+            return t
+        entry = self.live.setdefault(key, [0, 0])
+        if entry[1] == 0:
+            entry[0] = nbytes
+            self.now += nbytes
+            self.total += nbytes
+        entry[1] += 1
+        self.peak = max(self.peak, self.now)
+        return t
+
+    def unpack(self, t: torch.Tensor) -> torch.Tensor:
+        try:
+            entry = self.live.get(t.untyped_storage().data_ptr())
+        except RuntimeError:
+            return t
+        if entry is not None and entry[1] > 0:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self.now -= entry[0]
+        return t
+
+    @contextmanager
+    def hooks(self) -> Iterator["_SavedTensors"]:
+        with torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack):
+            yield self
 
 
 class PeakMemory:
-    """Context manager measuring the peak memory a block of code adds, in MiB.
+    """Context manager: the peak memory of a model's training, in MiB (see the module docstring).
 
-    ``with PeakMemory("cpu") as mem: train(...)`` then ``mem.mb`` and ``mem.method`` (a short
-    phrase for tables). See the module docstring for what is measured on each device.
+    ``with PeakMemory(device, nets) as mem:`` around the training, ``with mem.step():`` around each
+    training step; then ``mem.mb`` and ``mem.method`` (a short phrase for tables). On the CPU the
+    first ``counted_steps`` steps are counted (a step's tensors do not change with the step).
 
     Args:
         device: the device the block computes on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+        nets: the networks being trained (their parameters: weights, gradients, Adam's moments).
+        counted_steps: CPU: how many steps are counted (the count costs a Python call per saved tensor).
     """
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
+    def __init__(self, device: str | torch.device = "cpu", nets: Sequence[nn.Module | None] = (),
+                 counted_steps: int = 3) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"PeakMemory({str(self.device)!r}): no CUDA GPU here; measure on 'cpu'.")
+        nets = [n for n in nets if n is not None]
+        self.parameter_bytes = 16 * count_parameters(*nets)
+        params = [p for n in nets for p in n.parameters()]
+        self._saved = _SavedTensors(exclude=params)
+        self._activation_peak = 0
+        self._steps_left = int(counted_steps)
         self.mb = math.nan
-        self.method = ""
-        self._base = 0
-        self._exact = False
+        self.method = CUDA_METHOD if self.device.type == "cuda" else CPU_METHOD
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._base = _rss_bytes() or 0
-            self._exact = _reset_peak_rss()
         return self
 
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """Wrap one training step (on the CPU, counts the tensors autograd keeps for its backward)."""
+        if self.device.type == "cuda" or self._steps_left <= 0:
+            yield
+            return
+        self._steps_left -= 1
+        self._saved.reset()
+        with self._saved.hooks():
+            yield
+        self._activation_peak = max(self._activation_peak, self._saved.peak)
+
     def peak_mb(self) -> float:
-        """The peak so far inside the block, in MiB (what ``.mb`` will be if nothing more is allocated)."""
+        """The peak so far, in MiB (what ``.mb`` will be if nothing more is counted)."""
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        if self._exact:
-            peak = (_status_kib("VmHWM") or 0) * 1024
-        else:
-            rss = _rss_bytes()
-            peak = rss if rss is not None else self._base
-        return max(peak - self._base, 0) / 2**20
+        return (self.parameter_bytes + self._activation_peak) / 2**20
 
     def __exit__(self, *exc: object) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.method = CUDA_METHOD
-        else:
-            self.method = CPU_METHOD if self._exact else CPU_FALLBACK_METHOD
         self.mb = self.peak_mb()
 
 
-def measure_step(step: Callable[[], object], n_steps: int = 3,
+def measure_step(step: Callable[[], object], nets: Sequence[nn.Module], n_steps: int = 3,
                  device: str | torch.device = "cpu") -> dict[str, float | str]:
-    """Time a training step and measure the peak memory it adds, with :class:`PeakMemory`.
+    """Time a training step and measure its peak memory with :class:`PeakMemory`.
 
-    The meter starts *before* a first (warm-up, untimed) call, so the memory includes Adam's
-    moments, the gradients and the activations of a step; then ``n_steps`` calls are timed.
+    A first (warm-up, untimed) call is measured too; then ``n_steps`` calls are timed.
 
     Args:
-        step: one training step (builds nothing the caller wants to keep out of the count).
+        step: one training step.
+        nets: the networks it trains (their parameters count 16 bytes each on the CPU).
         n_steps: timed repetitions (>= 1).
         device: where the step computes.
 
@@ -153,13 +187,15 @@ def measure_step(step: Callable[[], object], n_steps: int = 3,
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
     dev = torch.device(device)
-    with PeakMemory(dev) as mem:
-        step()
+    with PeakMemory(dev, nets) as mem:
+        with mem.step():
+            step()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         start = time.perf_counter()
         for _ in range(n_steps):
-            step()
+            with mem.step():
+                step()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = (time.perf_counter() - start) / n_steps
@@ -167,31 +203,20 @@ def measure_step(step: Callable[[], object], n_steps: int = 3,
 
 
 def saved_activation_bytes(fn: Callable[[], object], exclude: Sequence[torch.Tensor] = ()) -> int:
-    """Bytes of the tensors autograd saves for the backward pass while ``fn()`` runs.
+    """Bytes of all the tensors autograd saves for backward while ``fn()`` runs (each storage once).
 
-    Counted through :func:`torch.autograd.graph.saved_tensors_hooks` (each storage once),
-    skipping the storages of ``exclude`` (pass the model parameters: they are memory anyway).
-    This is the activation memory a training step holds before ``backward()``.
+    The *sum* over the call, not the peak held at one moment (:class:`PeakMemory` gives that):
+    the activation memory of a step that holds everything before its backward pass. Storages of
+    ``exclude`` (pass the model parameters: they are counted separately) are skipped.
 
     Args:
         fn: runs a training step (or a forward pass).
         exclude: tensors whose storage is not counted.
     """
-    skip = {t.untyped_storage().data_ptr() for t in exclude}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        try:
-            key = t.untyped_storage().data_ptr()
-            if key not in skip:
-                seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
-        except RuntimeError:  # tensors without storage (sparse, meta)
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    saved = _SavedTensors(exclude)
+    with saved.hooks():
         fn()
-    return int(sum(seen.values()))
+    return int(saved.total)
 
 
 def training_memory_estimate(make_step: Callable[[int], tuple[nn.Module, nn.Module, Callable[[], object]]],
@@ -224,6 +249,31 @@ def training_memory_estimate(make_step: Callable[[int], tuple[nn.Module, nn.Modu
     total = 16 * n + fixed + per_sample * batch
     return {"parameters": int(n), "per_sample_mb": per_sample / 2**20, "fixed_mb": fixed / 2**20,
             "training_memory_mb": total / 2**20}
+
+
+def cpu_bf16_is_fast(max_slowdown: float = 4.0) -> bool:
+    """Whether a bf16-autocast convolution on this CPU runs within ``max_slowdown`` times its float32 time.
+
+    CPUs without native bf16 (no AVX512-BF16 or AMX) emulate it, 50 to 100 times slower than float32
+    (measured here: a 64-channel 3x3 convolution on 6 images of 64 px, 0.02 s in float32 and 1.7 s in
+    bf16): running a bf16 step there to measure it can take minutes. The probe itself takes well under
+    a second.
+
+    Args:
+        max_slowdown: the largest bf16 / float32 time ratio still called fast.
+    """
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    x = torch.randn(2, 16, 32, 32)
+    times = []
+    with torch.no_grad():
+        for bf16 in (False, True):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                conv(x)  # warm-up
+                start = time.perf_counter()
+                for _ in range(3):
+                    conv(x)
+                times.append(time.perf_counter() - start)
+    return times[1] <= max_slowdown * max(times[0], 1e-9)
 
 
 def cost_table(runs: Mapping[str, "GanRun"], labels: Mapping[str, str] | None = None) -> pd.DataFrame:

@@ -297,7 +297,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
 
     def step_fn(step: int) -> Mapping[str, float]:
         start = time.perf_counter()
-        losses = gan.train_step(data, step)
+        with mem.step():
+            losses = gan.train_step(data, step)
         if step + 1 in snap_at:
             extra["snapshots"][step + 1] = _to_plain(snap(gan))
         extra["seconds"] = float(extra["seconds"] + time.perf_counter() - start)
@@ -321,7 +322,7 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     ckpt = latest_checkpoint(run_dir) if run_dir is not None else None
     resumed_from = int(ckpt.stem[len("ckpt_"):]) if ckpt is not None else 0
     every = (checkpoint_every or num_steps) if run_dir is not None else 0
-    mem = PeakMemory(gan.settings.get("device", "cpu"))
+    mem = PeakMemory(gan.settings.get("device", "cpu"), [gan.net_G, gan.net_D])
     with mem:
         history = train_loop(step_fn, num_steps, run_dir=run_dir, models=models, optimizers=optimizers,
                              ema={"G": gan.ema} if gan.ema is not None else None, checkpoint_every=every,
