@@ -166,6 +166,13 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _available_cores() -> int:
+    """The cores the kernel may use (the notebooks' ``num_threads = 0`` takes them all)."""
+    from medgan_core.train.device import available_cores  # torch loads only when a run is recorded
+
+    return available_cores()
+
+
 def device_description() -> str:
     """The compute device: the GPU's name if torch sees one, else the CPU and its core count."""
     try:
@@ -303,6 +310,7 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
         "start": started.isoformat(timespec="seconds"), "end": ended.isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 2), "peak_memory_mb": round(memory.peak_bytes / 2**20, 1),
         "git_commit": git_commit(root), "packages": package_versions(), "device": device_description(),
+        "cpu_cores_available": _available_cores(),
         "command": reproduce_command(exp, profile, overrides, data_dir), "overrides": overrides,
         "data_folders": exp.data_folders,
         "notebook": rel(exp.notebook, out_dir), "params_file": rel(root / "params" / exp.name / f"{profile}.yaml", out_dir),

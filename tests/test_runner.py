@@ -84,6 +84,7 @@ def test_batch_runs_publishes_and_survives_a_failure(study):
     assert run["status"] == "ok" and run["profile"] == "smoke"
     for key in ("git_commit", "packages", "device", "start", "end", "wall_seconds", "peak_memory_mb", "command"):
         assert key in run
+    assert run["cpu_cores_available"] >= 1  # what num_threads = 0 gives the notebooks
     assert run["peak_memory_mb"] > 10  # the kernel's resident memory was sampled
     assert run["packages"]["torch"].startswith("2.13")
     params = json.loads((good / "params.json").read_text())

@@ -369,3 +369,16 @@ def test_should_stop_is_not_asked_after_the_last_step():
     asked.clear()
     train_loop(lambda s: {"loss": 0.0}, 1, progress=False, should_stop=lambda d: asked.append(d) or True)
     assert asked == []
+
+
+def test_set_threads_takes_every_available_core_for_zero():
+    from medgan_core.train import available_cores, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1
+        assert set_threads(0) == available_cores() >= 1
+        with pytest.raises(ValueError, match="num_threads"):
+            set_threads(-1)
+    finally:
+        torch.set_num_threads(before)

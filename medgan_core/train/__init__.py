@@ -4,7 +4,7 @@ One concept per module; this file only re-exports the public names, so a noteboo
 ``from medgan_core.train import seed_everything, train_loop``.
 
 - :mod:`.seeding`     ``seed_everything``, ``seed_worker``, ``dataloader_generator``
-- :mod:`.device`      ``select_device``, ``amp_context``, ``maybe_channels_last``
+- :mod:`.device`      ``set_threads``, ``available_cores``, ``select_device``, ``amp_context``, ``maybe_channels_last``
 - :mod:`.checkpoint`  ``save_checkpoint``, ``load_checkpoint``, ``latest_checkpoint`` (atomic, ``weights_only``)
 - :mod:`.ema`         ``EMA`` of generator weights
 - :mod:`.image_pool`  ``ImagePool``, CycleGAN's history of generated images
@@ -19,7 +19,7 @@ from medgan_core.train.checkpoint import (CheckpointError, checkpoint_path, late
                                           rng_state, save_checkpoint, set_rng_state)
 from medgan_core.train.cost import (PeakMemory, cost_table, count_parameters, measure_step, saved_activation_bytes,
                                     training_memory_estimate)
-from medgan_core.train.device import amp_context, maybe_channels_last, select_device
+from medgan_core.train.device import amp_context, available_cores, maybe_channels_last, select_device, set_threads
 from medgan_core.train.ema import EMA
 from medgan_core.train.guard import NonFiniteLossError, check_finite
 from medgan_core.train.identity import code_fingerprint, data_fingerprint, notebook_parameters, run_folder, run_id
@@ -30,7 +30,7 @@ from medgan_core.train.trainer import GanRun, ImageBatches, train_gan
 
 __all__ = [
     "CheckpointError", "EMA", "GanRun", "ImageBatches", "ImagePool", "NonFiniteLossError", "PeakMemory",
-    "adversarial_step", "amp_context", "check_finite", "checkpoint_path", "code_fingerprint", "cost_table",
+    "adversarial_step", "amp_context", "available_cores", "set_threads", "check_finite", "checkpoint_path", "code_fingerprint", "cost_table",
     "count_parameters", "data_fingerprint", "dataloader_generator", "latest_checkpoint", "load_checkpoint",
     "maybe_channels_last", "measure_step", "notebook_parameters", "rng_state", "run_folder", "run_id",
     "save_checkpoint", "saved_activation_bytes", "seed_everything", "seed_worker", "select_device", "set_rng_state",

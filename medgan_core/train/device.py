@@ -3,6 +3,7 @@
 Every function here is a no-op on CPU, so a notebook calls them unconditionally and the same
 code runs on a laptop and on a GPU:
 
+    set_threads(num_threads)                     # 0: every core this process may use
     device = select_device(device)               # "auto": cuda, then mps, then cpu
     net_G = maybe_channels_last(net_G, device)   # NHWC convolutions on CUDA only
     with amp_context(device, enabled=amp):       # bf16 autocast on CUDA only
@@ -12,10 +13,31 @@ code runs on a laptop and on a GPU:
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 
 import torch
 from torch import nn
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its CPU affinity where the system has one, else all cores)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_threads(num_threads: int = 0) -> int:
+    """Set torch's CPU threads and return how many it uses: ``num_threads``, or every available core for 0.
+
+    Args:
+        num_threads: threads for torch's CPU operations (0: :func:`available_cores`).
+    """
+    if int(num_threads) < 0:
+        raise ValueError(f"num_threads must be >= 0 (0: every core this process may use), got {num_threads}.")
+    torch.set_num_threads(int(num_threads) or available_cores())
+    return torch.get_num_threads()
 
 
 def _mps_available() -> bool:
