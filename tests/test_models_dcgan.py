@@ -127,7 +127,7 @@ def test_per_class_step_equals_standalone_pairs_with_their_own_optimisers():
         for c, (net_G, net_D, opt_G, opt_D) in enumerate(pairs):
             x_real = x[y == c][step_batch_indices(step, int((y == c).sum()), 3, 4 + c)]  # class c's batch, seed + c
             out = adversarial_step(net_G, net_D, opt_G, opt_D, x_real, d_loss, g_loss,
-                                   sample_z=lambda n: torch.randn(n, 8), step=step)
+                                   sample_z=lambda n: torch.randn(n, 8), step=step, reuse_fake=True)
             assert history[step][f"loss_D_c{c}"] == out["loss_D"]
     for c, (net_G, net_D, _, _) in enumerate(pairs):
         assert all(torch.equal(a, b) for a, b in zip(gan.net_G[c].state_dict().values(), net_G.state_dict().values()))

@@ -2,6 +2,8 @@
 
 - :class:`ClassicAug`: the utility study's "classic" augmentation of classifier batches (flips,
   90-degree rotations, shifts, brightness and contrast jitter), images `(n, C, H, W)` in [-1, 1].
+- :class:`DiffAugment`: differentiable augmentation of every image a GAN's discriminator sees,
+  real and generated (Zhao et al. 2020): colour, translation, cutout.
 - :func:`augment_batch`: one random dihedral transform (flip, 90-degree rotation) per batch item,
   applied alike to several aligned tensors (SQ-AGGAN's sequence, erased sequence and mask).
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ClassicAug", "augment_batch"]
+__all__ = ["ClassicAug", "DiffAugment", "DIFFAUG_OPS", "augment_batch"]
 
 
 @dataclass
@@ -107,3 +109,100 @@ def augment_batch(tensors: Sequence[torch.Tensor], generator: torch.Generator) -
             items.append(torch.flip(v, dims=(-1,)) if flip[i] else v)
         out.append(torch.stack(items))
     return out
+
+
+DIFFAUG_OPS = ("color", "translation", "cutout")
+
+
+@dataclass
+class DiffAugment:
+    """Differentiable augmentation of every image D sees, real and generated (Zhao et al. 2020, "DiffAugment").
+
+    The paper's three operations, each drawn per image from the generator passed in, with their
+    paper strengths scaled by ``strength`` (0: the identity):
+
+    - ``color``: brightness ``x + (u - 0.5)``, saturation ``(x - mean_c) * 2u + mean_c`` (mean over
+      channels), contrast ``(x - mean) * (u + 0.5) + mean`` (mean over the image), ``u ~ U(0, 1)``,
+      each change multiplied by ``strength`` (skipped on one-channel images, as in the paper);
+    - ``translation``: an integer shift of up to ``translation * S`` pixels in each direction,
+      zero padding (the paper's ratio 1/8);
+    - ``cutout``: a square of side ``cutout * S`` at a random place set to 0 (the paper's 1/2).
+
+    Gradients flow through every operation to the images (and so to the generator). The ops are
+    written out here rather than taken from ``kornia.augmentation``: kornia's colour jitter and
+    random affine use other parameter ranges and interpolate sub-pixel shifts, so they would not be
+    the paper's operations.
+
+    Args:
+        ops: which operations, in order (any of :data:`DIFFAUG_OPS`).
+        translation: largest shift as a fraction of the side.
+        cutout: side of the cut-out square as a fraction of the side.
+        strength: scales every operation (0: identity, 1: the paper's).
+    """
+
+    ops: tuple[str, ...] = DIFFAUG_OPS
+    translation: float = 0.125
+    cutout: float = 0.5
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = [op for op in self.ops if op not in DIFFAUG_OPS]
+        if unknown:
+            raise ValueError(f"unknown DiffAugment ops {unknown}; valid: {list(DIFFAUG_OPS)}.")
+        if not (0 <= self.translation <= 0.5 and 0 <= self.cutout <= 1 and 0 <= self.strength <= 1):
+            raise ValueError(f"need 0 <= translation <= 0.5, 0 <= cutout <= 1, 0 <= strength <= 1; got "
+                             f"{self.translation}, {self.cutout}, {self.strength}.")
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a batch.
+
+        Args:
+            x: images `(B, C, H, W)` in [-1, 1] (float, possibly requiring grad).
+            gen: CPU generator of the draws (``None``: the global RNG).
+
+        Returns:
+            `(B, C, H, W)`, the same dtype and device.
+        """
+        if x.ndim != 4:
+            raise ValueError(f"DiffAugment takes images (B, C, H, W), got {tuple(x.shape)}.")
+        if self.strength == 0:
+            return x
+        for op in self.ops:
+            x = getattr(self, f"_{op}")(x, gen)
+        return x
+
+    def _uniform(self, x: torch.Tensor, gen: torch.Generator | None, *shape: int) -> torch.Tensor:
+        return torch.rand((x.shape[0], *shape), generator=gen).to(device=x.device, dtype=x.dtype)
+
+    def _color(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        s = self.strength
+        x = x + s * (self._uniform(x, gen, 1, 1, 1) - 0.5)  # brightness
+        if x.shape[1] > 1:  # saturation needs colour channels
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) * (1 + s * (2 * self._uniform(x, gen, 1, 1, 1) - 1)) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) * (1 + s * (self._uniform(x, gen, 1, 1, 1) - 0.5)) + mean  # contrast
+
+    def _translation(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        b, _, h, w = x.shape
+        sh, sw = int(h * self.translation * self.strength + 0.5), int(w * self.translation * self.strength + 0.5)
+        if sh == 0 and sw == 0:
+            return x
+        dy = torch.randint(-sh, sh + 1, (b,), generator=gen)
+        dx = torch.randint(-sw, sw + 1, (b,), generator=gen)
+        padded = F.pad(x, (sw, sw, sh, sh))  # zeros around
+        rows = (torch.arange(h)[None, :] + sh - dy[:, None]).to(x.device)  # `(B, H)` source rows
+        cols = (torch.arange(w)[None, :] + sw - dx[:, None]).to(x.device)  # `(B, W)` source columns
+        idx_b = torch.arange(b, device=x.device)[:, None, None]
+        return padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+    def _cutout(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        b, _, h, w = x.shape
+        ch, cw = int(h * self.cutout * self.strength + 0.5), int(w * self.cutout * self.strength + 0.5)
+        if ch == 0 or cw == 0:
+            return x
+        top = torch.randint(0, h - ch + 1, (b,), generator=gen)[:, None, None]
+        left = torch.randint(0, w - cw + 1, (b,), generator=gen)[:, None, None]
+        yy, xx = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+        keep = ~((yy >= top) & (yy < top + ch) & (xx >= left) & (xx < left + cw))  # `(B, H, W)`
+        return x * keep[:, None].to(device=x.device, dtype=x.dtype)

@@ -38,17 +38,18 @@ the study table.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from medgan_core.data.datasets import to_uint8_images
 from medgan_core.metrics.diversity import ms_ssim_diversity
 from medgan_core.metrics.fid import check_features, fid_ci, fid_from_features
 from medgan_core.metrics.kid import kid_from_features
 from medgan_core.metrics.prdc import prdc
 
-__all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study",
+__all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study", "validation_kid",
            "as_nested_dict", "rank_generators", "fid_ratios"]
 
 REFERENCE = "real (val vs train)"  # the ``model`` of the real-vs-real rows of :func:`fidelity_study`
@@ -223,3 +224,41 @@ def fid_ratios(fid: pd.DataFrame, model: str) -> dict[str, float]:
     ref = fid[fid.model == REFERENCE].set_index("class")["fid"]
     ours = fid[fid.model == model].set_index("class")["fid"]
     return {c: float(ours[c] / ref[c]) for c in ref.index if pd.notna(ours.get(c)) and pd.notna(ref[c]) and ref[c] > 0}
+
+
+def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split, max_per_class: int = 200,
+                   seed: int = 0, kid_subsets: int = 20) -> Callable[[Any], float]:
+    """A validation score for early stopping: KID between held-out real images and fresh samples (lower is better).
+
+    The held-out features are computed once; each call draws as many images per class as the
+    held-out set holds (at most ``max_per_class``) with the fixed ``seed``, so scores at different
+    steps compare the same latents, and returns the mean KID over ``kid_subsets`` subsets of half
+    the set. No global random state is used, so validating does not change the training.
+
+    Args:
+        features: ``images -> (N, d)`` features (the domain encoder's ``features``).
+        heldout: the held-out split ``(uint8 images, labels)`` (validation, never test).
+        max_per_class: the most images of any class, held-out and generated alike.
+        seed: seed of the latents, the held-out subsample and the KID subsets.
+        kid_subsets: KID subsets per call.
+
+    Returns:
+        ``score(gan) -> float`` for :func:`medgan_core.train.trainer.train_gan`'s ``eval_fn``; ``gan``
+        needs ``sample(cls, n, seed)`` and ``num_classes``.
+    """
+    x_h, y_h = _check_split(heldout, "heldout")
+    rng = np.random.default_rng([seed, 1])
+    keep = np.sort(np.concatenate([np.flatnonzero(y_h == c)[_pick(int((y_h == c).sum()), max_per_class, rng)]
+                                   for c in np.unique(y_h)]))
+    f_h = check_features(features(x_h[keep]), "features(held-out images)", 4)
+    counts = np.bincount(y_h[keep])
+
+    def score(gan: Any) -> float:
+        if len(counts) > gan.num_classes:
+            raise ValueError(f"the held-out labels reach class {len(counts) - 1}, but the GAN makes {gan.num_classes}.")
+        fakes = [to_uint8_images(gan.sample(c, int(n), seed), squeeze_gray=False) for c, n in enumerate(counts) if n]
+        f_g = check_features(features(np.concatenate(fakes)), "features(generated images)", 4)
+        size = max(2, min(len(f_h), len(f_g)) // 2)
+        return float(kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed).mean)
+
+    return score

@@ -446,13 +446,14 @@ def bagan_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
         ``{"loss_D", "loss_G"}``.
     """
     net_G, net_D, latent, amp = gan.net_G, gan.net_D, gan.extras["latent"], gan.settings["amp"]
+    aug = gan.settings.get("augment") or (lambda t: t)  # DiffAugment of every image D sees, if asked for
     x_real, y_real = data.batch(step)  # `(B, C, S, S)`, `(B,)`
     dev = x_real.device
     y_fake = torch.randint(gan.num_classes, (x_real.shape[0],), device=dev)  # classes drawn uniformly, as in BAGAN
     with amp_context(dev, amp):
         with torch.no_grad():
             x_fake = net_G(latent.sample(y_fake))
-        loss_D = d_bagan(net_D(x_real).float(), y_real, net_D(x_fake).float())
+        loss_D = d_bagan(net_D(aug(x_real)).float(), y_real, net_D(aug(x_fake)).float())
     check_finite("loss_D", loss_D, step)
     gan.opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
@@ -460,7 +461,7 @@ def bagan_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     net_D.requires_grad_(False)
     try:
         with amp_context(dev, amp):
-            loss_G = g_bagan(net_D(net_G(latent.sample(y_fake))).float(), y_fake)
+            loss_G = g_bagan(net_D(aug(net_G(latent.sample(y_fake)))).float(), y_fake)
     finally:
         net_D.requires_grad_(True)
     check_finite("loss_G", loss_G, step)
@@ -492,4 +493,5 @@ def bagan_gp_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     x_real, y_real = data.batch(step)
     return adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
                             make_fake=lambda n: net_G(latent.sample(y_real)), cond=(y_real,),
-                            n_critic=s["n_critic"], gp_weight=s["gp_weight"], ema=gan.ema, step=step, amp=s["amp"])
+                            n_critic=s["n_critic"], gp_weight=s["gp_weight"], ema=gan.ema, step=step, amp=s["amp"],
+                            augment=s.get("augment"))

@@ -237,7 +237,8 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     """One non-saturating GAN update of every class's pair (one discriminator step, one generator step).
 
     For each class ``c``: ``x_real = data.batch(step, cls=c)[0]`` (with ``K = 1``: ``data.batch(step)``,
-    all images), fakes ``G_c(z)`` with ``z ~ N(0, I)`` from the global RNG, then
+    all images), one fake batch ``G_c(z)`` with ``z ~ N(0, I)`` from the global RNG, used by both
+    updates as in the DCGAN reference loop (the discriminator sees it detached), then
     :func:`~medgan_core.train.loop.adversarial_step` on ``loss_D = E[softplus(-D(x))] + E[softplus(D(G(z)))]``
     and ``loss_G = E[softplus(-D(G(z)))]``. The EMA (if any) is updated after the generator steps.
 
@@ -263,7 +264,8 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
         dev = x_real.device
         losses = adversarial_step(net_G, net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
                                   sample_z=lambda n: torch.randn(n, nz, device=dev), step=step, amp=amp,
-                                  ema=None if per_class else gan.ema)
+                                  ema=None if per_class else gan.ema, augment=gan.settings.get("augment"),
+                                  reuse_fake=True)
         if not per_class:
             return losses
         out.update({f"{k}_c{c}": v for k, v in losses.items()})

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from medgan_core.data.augment import DiffAugment
 from medgan_core.losses import Lambdas
 from medgan_core.models import bagan, cgan, dcgan, sqaggan
 from medgan_core.train.ema import EMA
@@ -139,8 +140,8 @@ def define_D(name: str, **kw: Any) -> nn.Module:
 def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels: int = 3, nz: int = 64,
               width_G: int = 32, width_D: int = 32, lr_G: float = 2e-4, lr_D: float = 2e-4, n_critic: int = 1,
               gp_weight: float = 10.0, ema_decay: float = 0.0, seed: int = 0, device: str | torch.device = "cpu",
-              amp: bool = False, autoencoder: nn.Module | None = None, latent: nn.Module | None = None,
-              **family_kw: Any) -> GAN:
+              amp: bool = False, diffaug: bool = False, autoencoder: nn.Module | None = None,
+              latent: nn.Module | None = None, **family_kw: Any) -> GAN:
     """Build a GAN by name: seeded networks (as the family's ``build`` does), Adam optimisers, settings.
 
     Args:
@@ -159,6 +160,9 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
         seed: seeds the weights (``torch.manual_seed``; per-class DCGAN pair ``c``: ``seed + c``).
         device: where the networks live.
         amp: bf16 autocast on CUDA (a no-op on CPU).
+        diffaug: differentiable augmentation (:class:`~medgan_core.data.augment.DiffAugment`: colour,
+            translation, cutout) of every image the discriminator sees (image GANs; the paper's
+            objective is unchanged).
         autoencoder: ``bagan``/``bagan_gp``: the trained :class:`~medgan_core.models.bagan.Autoencoder`.
         latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
         **family_kw: SQ-AGGAN only: ``num_features`` (length of ``f``), ``lam``
@@ -181,11 +185,14 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     if family is not bagan or name == "bagan_autoencoder":
         if autoencoder is not None or latent is not None:
             raise ValueError(f"autoencoder= and latent= are for 'bagan' and 'bagan_gp' only, not {name!r}.")
+    if diffaug and (name.startswith("sqaggan") or name == "bagan_autoencoder"):
+        raise ValueError(f"diffaug is for the image GANs' discriminators; {name!r} has none it applies to.")
     device = torch.device(device)
     settings: dict[str, Any] = dict(num_classes=int(num_classes), image_size=image_size, channels=channels, nz=nz,
                                     width_G=width_G, width_D=width_D, lr_G=lr_G, lr_D=lr_D, n_critic=int(n_critic),
                                     gp_weight=float(gp_weight), ema_decay=float(ema_decay), seed=int(seed),
-                                    device=str(device), amp=bool(amp), **{**allowed, **family_kw})
+                                    device=str(device), amp=bool(amp), diffaug=bool(diffaug),
+                                    augment=DiffAugment() if diffaug else None, **{**allowed, **family_kw})
     if family is bagan:
         net_G, net_D, extras = bagan.build(name, settings, autoencoder=autoencoder, latent=latent)
     else:

@@ -82,6 +82,7 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
                      sample_z: Callable[[int], Tensor] | None = None,
                      make_fake: Callable[[int], Tensor] | None = None, cond: tuple = (),
                      n_critic: int = 1, gp_weight: float = 0.0, ema: EMA | None = None,
+                     augment: Callable[[Tensor], Tensor] | None = None, reuse_fake: bool = False,
                      step: int | None = None, amp: bool = False) -> dict[str, float]:
     """One GAN update: ``n_critic`` discriminator steps, one generator step, then the EMA.
 
@@ -103,6 +104,11 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         n_critic: discriminator steps per generator step (5 for WGAN-GP).
         gp_weight: weight of :func:`~medgan_core.losses.gradient_penalty` (0: none; 10 in WGAN-GP).
         ema: an EMA of ``net_G`` to update after the generator step.
+        augment: a differentiable augmentation (e.g. :class:`~medgan_core.data.augment.DiffAugment`)
+            applied to every image ``net_D`` sees, real and generated, in both updates.
+        reuse_fake: with ``n_critic == 1``, generate the fake batch once: the discriminator sees it
+            detached, the generator update back-propagates through the same batch (as the DCGAN
+            paper's reference loop does); saves one generator forward pass per step.
         step: the training step, quoted if a loss is not finite.
         amp: bf16 autocast for the forward passes (CUDA only; a no-op on CPU).
 
@@ -114,18 +120,28 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         raise ValueError("Pass exactly one of sample_z (latents for net_G) or make_fake (fakes directly).")
     if n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {n_critic}.")
+    if reuse_fake and n_critic != 1:
+        raise ValueError("reuse_fake needs n_critic == 1: with several critic steps each sees its own fakes.")
     fake = make_fake if make_fake is not None else (lambda n: net_G(sample_z(n)))
     get_real = x_real if callable(x_real) else (lambda: x_real)
+    aug = augment if augment is not None else (lambda t: t)
     out: dict[str, float] = {}
+    x_fake_kept = None
     for _ in range(n_critic):
         x = get_real()
-        with torch.no_grad(), amp_context(x.device, amp):
-            x_fake = fake(x.shape[0])  # `(B, ...)`
+        if reuse_fake:
+            with amp_context(x.device, amp):
+                x_fake_kept = fake(x.shape[0])  # `(B, ...)`, with the generator's graph
+            x_fake = x_fake_kept.detach()
+        else:
+            with torch.no_grad(), amp_context(x.device, amp):
+                x_fake = fake(x.shape[0])  # `(B, ...)`
+        x_d, x_fake_d = aug(x), aug(x_fake.to(x.dtype))
         with amp_context(x.device, amp):
-            d_real, d_fake = net_D(x, *cond).float(), net_D(x_fake, *cond).float()
+            d_real, d_fake = net_D(x_d, *cond).float(), net_D(x_fake_d, *cond).float()
         loss_D = d_loss_fn(d_real, d_fake)
         if gp_weight > 0:
-            gp = gradient_penalty(net_D, x, x_fake.to(x.dtype), *cond)
+            gp = gradient_penalty(net_D, x_d, x_fake_d, *cond)
             loss_D = loss_D + gp_weight * gp
             out["gp"] = gp.item()
         check_finite("loss_D", loss_D, step)
@@ -135,7 +151,8 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
     out.update(loss_D=loss_D.item(), d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
 
     with _frozen(net_D), amp_context(x.device, amp):
-        loss_G = g_loss_fn(net_D(fake(x.shape[0]), *cond).float())
+        x_fake_g = x_fake_kept if x_fake_kept is not None else fake(x.shape[0])
+        loss_G = g_loss_fn(net_D(aug(x_fake_g), *cond).float())
     check_finite("loss_G", loss_G, step)
     opt_G.zero_grad(set_to_none=True)
     loss_G.backward()

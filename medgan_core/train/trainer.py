@@ -18,6 +18,12 @@ ending at ``num_steps``; they and the training seconds are saved in the checkpoi
 run keeps them. ``time_budget_s > 0`` ends the run after the step during which the training
 seconds (summed over resumed runs) passed the budget, with a checkpoint there; the run then
 records ``stopped_by="time_budget"`` and a later resume does not train it further.
+
+Training to convergence: with ``eval_fn`` (e.g. :func:`medgan_core.metrics.fidelity.validation_kid`,
+lower is better) the generator is validated every ``eval_every`` steps; the scores are the run's
+convergence curve (:attr:`GanRun.evals`, against steps and training seconds), the weights of the
+best score are kept (in the checkpoint too) and loaded back at the end, and ``patience``
+validations without a better score stop the run (``stopped_by="early_stopping"``).
 """
 
 from __future__ import annotations
@@ -149,11 +155,15 @@ class GanRun:
             ``{cls: uint8 (n, S, S, C)}``; arrays and tensors come back as NumPy arrays.
         seconds: training wall seconds (steps and snapshots), summed over resumed runs.
         steps: steps done.
-        stopped_by: ``"num_steps"`` or ``"time_budget"``.
+        stopped_by: ``"num_steps"``, ``"time_budget"`` or ``"early_stopping"``.
         peak_memory_mb: peak memory of the training (the largest over resumed runs).
         memory_method: how it was measured (:class:`~medgan_core.train.cost.PeakMemory`).
         resumed_from: the step a resume started from (0: a fresh run).
         run_dir: the checkpoint folder, or ``None``.
+        evals: the convergence curve: one row per validation (``step``, training ``seconds`` so far,
+            ``score``, lower is better); empty without ``eval_fn``.
+        best_step: the step of the best validation score, whose generator weights ``gan`` holds
+            (0 without ``eval_fn``: the last weights).
     """
 
     gan: "GAN"
@@ -166,6 +176,8 @@ class GanRun:
     memory_method: str
     resumed_from: int = 0
     run_dir: Path | None = field(default=None)
+    evals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["step", "seconds", "score"]))
+    best_step: int = 0
 
     def sample(self, cls: int, n: int, seed: int) -> np.ndarray:
         """``n`` uint8 images `(n, S, S, C)` of class ``cls`` (the utility study's sampler signature).
@@ -261,6 +273,7 @@ def default_snapshot(gan: "GAN", data: Any, n: int = 6) -> dict[int, np.ndarray]
 def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0.0,
               run_dir: str | Path | None = None, checkpoint_every: int = 0, n_snapshots: int = 0,
               snapshot_fn: Callable[["GAN"], Any] | None = None, snapshot_n: int = 6,
+              eval_fn: Callable[["GAN"], float] | None = None, eval_every: int = 0, patience: int = 0,
               progress: bool = True, desc: str | None = None) -> GanRun:
     """Train ``gan`` for ``num_steps`` steps of its family's ``train_step`` (resuming from ``run_dir``).
 
@@ -276,6 +289,12 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         snapshot_fn: ``snapshot_fn(gan) -> anything`` replaces the default (``snapshot_n`` images per
             class from a fixed seed; reconstructions for the BAGAN autoencoder); SQ-AGGAN needs one.
         snapshot_n: images per class of the default snapshot.
+        eval_fn: ``eval_fn(gan) -> score`` on held-out data, lower is better (e.g.
+            :func:`medgan_core.metrics.fidelity.validation_kid`); it must not touch the global RNG.
+            The generator weights (the EMA's where there is one) of the best score are kept and
+            loaded back at the end, so the run samples its best-validation generator.
+        eval_every: steps between validations (needed with ``eval_fn``); its seconds are not training seconds.
+        patience: stop after this many validations without a better score (0: never stop early).
         progress: show a tqdm bar.
         desc: the bar's label (default: the GAN's name).
 
@@ -290,10 +309,27 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     if n_snapshots and snapshot_fn is None and gan.name in ("sqaggan", "sqaggan_no_lstm"):
         raise ValueError(f"{gan.name} has no class sampler for the default snapshot; pass snapshot_fn "
                          "(SQ-AGGAN: lambda g: sqaggan.five_panel_snapshot(g.net_G, data.fixed(rows))).")
+    if eval_fn is not None and int(eval_every) < 1:
+        raise ValueError(f"eval_fn needs eval_every >= 1 (steps between validations), got {eval_every}.")
+    if int(patience) < 0:
+        raise ValueError(f"patience must be >= 0 (0: no early stopping), got {patience}.")
     num_steps = int(num_steps)
     snap = snapshot_fn if snapshot_fn is not None else (lambda g: default_snapshot(g, data, snapshot_n))
     snap_at = set(snapshot_steps(num_steps, n_snapshots))
-    extra: dict[str, Any] = {"snapshots": {}, "seconds": 0.0, "stopped_by": "num_steps", "peak_memory_mb": 0.0}
+    extra: dict[str, Any] = {"snapshots": {}, "seconds": 0.0, "stopped_by": "num_steps", "peak_memory_mb": 0.0,
+                             "evals": [], "best": {}, "bad_evals": 0}
+    generator = gan.ema.module if gan.ema is not None else gan.net_G  # what sampling uses
+
+    def validate(done: int) -> None:
+        score = float(eval_fn(gan))
+        extra["evals"].append([done, float(extra["seconds"]), score])
+        best = extra["best"]
+        if not best or score < best["score"]:
+            extra["best"] = {"score": score, "step": done,
+                             "G": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}}
+            extra["bad_evals"] = 0
+        else:
+            extra["bad_evals"] += 1
 
     def step_fn(step: int) -> Mapping[str, float]:
         start = time.perf_counter()
@@ -303,10 +339,15 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
             extra["snapshots"][step + 1] = _to_plain(snap(gan))
         extra["seconds"] = float(extra["seconds"] + time.perf_counter() - start)
         extra["peak_memory_mb"] = max(float(extra["peak_memory_mb"]), mem.peak_mb())  # checkpointed with the step
+        if eval_fn is not None and ((step + 1) % eval_every == 0 or step + 1 == num_steps):
+            validate(step + 1)
         return losses
 
     def should_stop(done: int) -> bool:
-        if extra["stopped_by"] == "time_budget":  # a run stopped by its budget stays stopped
+        if extra["stopped_by"] in ("time_budget", "early_stopping"):  # a stopped run stays stopped
+            return True
+        if patience and extra["bad_evals"] >= patience:
+            extra["stopped_by"] = "early_stopping"
             return True
         if time_budget_s > 0 and extra["seconds"] >= time_budget_s:
             extra["stopped_by"] = "time_budget"
@@ -331,6 +372,11 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     steps = len(history)
     peak = max(float(extra["peak_memory_mb"]), mem.mb) if steps > resumed_from else float(extra["peak_memory_mb"])
     snapshots = {int(s): _from_plain(v) for s, v in sorted(extra["snapshots"].items(), key=lambda kv: int(kv[0]))}
+    best_step = int(extra["best"].get("step", 0))
+    if best_step:  # sample the best-validation generator
+        generator.load_state_dict(extra["best"]["G"])
+    evals = pd.DataFrame(extra["evals"], columns=["step", "seconds", "score"])
     return GanRun(gan=gan, history=history, snapshots=snapshots, seconds=float(extra["seconds"]), steps=steps,
                   stopped_by=str(extra["stopped_by"]), peak_memory_mb=peak, memory_method=mem.method,
-                  resumed_from=resumed_from, run_dir=Path(run_dir) if run_dir is not None else None)
+                  resumed_from=resumed_from, run_dir=Path(run_dir) if run_dir is not None else None,
+                  evals=evals, best_step=best_step)
