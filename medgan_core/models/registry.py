@@ -112,7 +112,7 @@ class GAN:
             raise ValueError(f"{self.name}: class {cls} is outside 0..{self.num_classes - 1}.")
         net_G = self.ema.module if self.ema is not None else self.net_G
         latent = self.extras.get("latent")
-        takes_cls = latent is not None or isinstance(net_G, nn.ModuleList) or self.name == "cwgan_gp"
+        takes_cls = latent is not None or isinstance(net_G, nn.ModuleList) or hasattr(net_G, "num_classes")
         return sample(net_G, n, seed, cls=int(cls) if takes_cls else None, latent=latent)
 
 
