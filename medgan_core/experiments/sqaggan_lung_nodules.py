@@ -1,14 +1,9 @@
 """Experiment 05 (SQ-AGGAN write-up): its numbers, who produced them, and the verdict sentences.
 
-The model, losses and update step live in ``models/sqaggan.py`` and ``losses.py``, the nodule
-sequences in ``data/nodule_sequences.py``, the metrics in ``metrics/`` (``sequence``,
-``control``, ``turing``, ``stats``), the cost meters in ``train/cost.py`` and the figures in
-``plots.py``. Only the write-up's own numbers and the sentences built from ours are here.
-
-Who produced what: the visual Turing-test F1 of two radiologists and the cost table (62,406,016
-parameters, 32,155 MB at batch 32, 330 s per epoch) are results of the **SQ-AGGAN paper quoted
-in the write-up**; the student's own run (100 epochs, batch 8, 300 cases, out of memory at
-batch 32 on a 24 GB card) is the second cost row.
+Model, losses, data, metrics, cost meters and figures live in the core. Who produced what: the
+radiologists' Turing-test F1 and the cost table (62,406,016 parameters, 32,155 MB at batch 32,
+330 s per epoch) are results of the **SQ-AGGAN paper quoted in the write-up**; the student's own
+run (100 epochs, batch 8, 300 cases, out of memory at batch 32 on a 24 GB card) is the second cost row.
 """
 
 from __future__ import annotations
