@@ -424,9 +424,14 @@ def load_ct_nodules(series_folder: str | os.PathLike, mask_file: str | os.PathLi
 
 # --- training batches --------------------------------------------------------------------------
 
-def _sequence_tensor(a: np.ndarray) -> torch.Tensor:
-    """`(N, T, S, S)` array -> `(N, T, 1, S, S)` float32 tensor on the CPU."""
-    return torch.as_tensor(np.asarray(a, dtype=np.float32)).unsqueeze(2)
+def sequence_tensor(a: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`(N, T, S, S)` array -> `(N, T, 1, S, S)` float32 tensor on ``device`` (the sequences' one channel added).
+
+    Args:
+        a: slice sequences (images, masks or backgrounds).
+        device: where the tensor goes.
+    """
+    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).unsqueeze(2)
 
 
 def make_batch(seqs: NoduleSequences, rows: np.ndarray, backgrounds: np.ndarray, bg_rows: np.ndarray,
@@ -445,8 +450,8 @@ def make_batch(seqs: NoduleSequences, rows: np.ndarray, backgrounds: np.ndarray,
     rows, bg_rows = np.asarray(rows), np.asarray(bg_rows)
     if len(rows) != len(bg_rows):
         raise ValueError(f"rows ({len(rows)}) and bg_rows ({len(bg_rows)}) must have one length.")
-    x, xr, m = _sequence_tensor(seqs.x[rows]), _sequence_tensor(seqs.x_removed[rows]), _sequence_tensor(seqs.m[rows])
-    y = _sequence_tensor(backgrounds[bg_rows])
+    x, xr, m = sequence_tensor(seqs.x[rows]), sequence_tensor(seqs.x_removed[rows]), sequence_tensor(seqs.m[rows])
+    y = sequence_tensor(backgrounds[bg_rows])
     if generator is not None:
         x, xr, m = augment_batch([x, xr, m], generator)
         (y,) = augment_batch([y], generator)

@@ -48,6 +48,7 @@ from medgan_core.metrics.diversity import ms_ssim_diversity
 from medgan_core.metrics.fid import check_features, fid_ci, fid_from_features
 from medgan_core.metrics.kid import kid_from_features
 from medgan_core.metrics.prdc import prdc
+from medgan_core.models.registry import sample_like
 
 __all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study", "validation_kid",
            "as_nested_dict", "rank_generators", "fid_ratios"]
@@ -251,13 +252,10 @@ def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split,
     keep = np.sort(np.concatenate([np.flatnonzero(y_h == c)[_pick(int((y_h == c).sum()), max_per_class, rng)]
                                    for c in np.unique(y_h)]))
     f_h = check_features(features(x_h[keep]), "features(held-out images)", 4)
-    counts = np.bincount(y_h[keep])
 
     def score(gan: Any) -> float:
-        if len(counts) > gan.num_classes:
-            raise ValueError(f"the held-out labels reach class {len(counts) - 1}, but the GAN makes {gan.num_classes}.")
-        fakes = [to_uint8_images(gan.sample(c, int(n), seed), squeeze_gray=False) for c, n in enumerate(counts) if n]
-        f_g = check_features(features(np.concatenate(fakes)), "features(generated images)", 4)
+        fakes = to_uint8_images(sample_like(gan, y_h[keep], max_per_class, seed)[0], squeeze_gray=False)
+        f_g = check_features(features(fakes), "features(generated images)", 4)
         size = max(2, min(len(f_h), len(f_g)) // 2)
         return float(kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed).mean)
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -205,6 +206,34 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     opt_D = torch.optim.Adam(net_D.parameters(), lr=lr_D, betas=betas) if net_D is not None else None
     ema = EMA(net_G, ema_decay) if ema_decay > 0 else None
     return GAN(name, net_G, net_D, opt_G, opt_D, int(num_classes), settings, extras, ema)
+
+
+def sample_like(gan: Any, labels: Any, max_per_class: int, seed: int) -> tuple[Tensor, np.ndarray]:
+    """A generated set with the class counts of a real set (each capped at ``max_per_class``).
+
+    Class ``c`` gets ``min(count of c in labels, max_per_class)`` images of ``gan.sample(c, n, seed)``
+    (the same seed for every class).
+
+    Args:
+        gan: anything with ``sample(cls, n, seed)`` and ``num_classes`` (a :class:`GAN`).
+        labels: the real set's class labels `(N,)`.
+        max_per_class: the most images of any class.
+        seed: seed of the latents.
+
+    Returns:
+        ``(images (M, C, S, S) float in [-1, 1], labels (M,) int64)``.
+    """
+    k = int(gan.num_classes)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).reshape(-1), minlength=k)
+    if len(counts) > k:
+        raise ValueError(f"labels reach class {len(counts) - 1}, but {getattr(gan, 'name', 'the GAN')} makes "
+                         f"{k} class{'es' if k != 1 else ''}.")
+    counts = np.minimum(counts, int(max_per_class))
+    kept = [c for c, n in enumerate(counts) if n]
+    if not kept:
+        raise ValueError("labels is empty (or max_per_class is 0): nothing to generate.")
+    images = torch.cat([gan.sample(c, int(counts[c]), seed) for c in kept])
+    return images, np.concatenate([np.full(int(counts[c]), c, dtype=np.int64) for c in kept])
 
 
 @torch.no_grad()

@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from medgan_core.data.nodule_sequences import sequence_tensor
 from medgan_core.losses import Lambdas, background_l1, d_sqaggan, g_sqaggan, gradient_penalty, nodule_l1
 from medgan_core.models.convlstm import BiConvLSTM
 from medgan_core.train.cost import count_parameters
@@ -399,11 +400,6 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     return out
 
 
-def _sequences(a: np.ndarray, device: torch.device | str) -> Tensor:
-    """`(N, T, S, S)` array -> `(N, T, 1, S, S)` float32 tensor on ``device``."""
-    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).unsqueeze(2)
-
-
 @torch.no_grad()
 def generate(net_G: nn.Module, x_in: np.ndarray, m: np.ndarray, f: np.ndarray, batch_size: int = 64,
              device: torch.device | str = "cpu") -> np.ndarray:
@@ -427,7 +423,7 @@ def generate(net_G: nn.Module, x_in: np.ndarray, m: np.ndarray, f: np.ndarray, b
     out = []
     for i in range(0, len(x_in), batch_size):
         sl = slice(i, i + batch_size)
-        o = net_G(_sequences(x_in[sl], device), _sequences(m[sl], device),
+        o = net_G(sequence_tensor(x_in[sl], device), sequence_tensor(m[sl], device),
                   torch.as_tensor(f[sl], dtype=torch.float32, device=device))
         out.append(o.squeeze(2).float().cpu().numpy())
     net_G.train(was)

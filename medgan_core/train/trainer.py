@@ -202,16 +202,10 @@ class GanRun:
         Returns:
             ``(images uint8 (M, S, S, C), labels (M,))``.
         """
-        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.gan.num_classes)
-        if len(counts) > self.gan.num_classes:
-            raise ValueError(f"labels reach class {len(counts) - 1}, but {self.gan.name} makes "
-                             f"{self.gan.num_classes} classes.")
-        counts = np.minimum(counts, int(max_per_class))
-        kept = [c for c, n in enumerate(counts) if n]
-        if not kept:
-            raise ValueError("labels is empty (or max_per_class is 0): nothing to generate.")
-        images = np.concatenate([self.sample(c, int(counts[c]), seed) for c in kept])
-        return images, np.concatenate([np.full(int(counts[c]), c, dtype=np.int64) for c in kept])
+        from medgan_core.models.registry import sample_like  # the models import this package
+
+        images, labels = sample_like(self.gan, labels, max_per_class, seed)
+        return to_uint8_images(images, squeeze_gray=False), labels
 
 
 def snapshot_steps(num_steps: int, count: int) -> list[int]:
