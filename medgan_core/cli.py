@@ -2,6 +2,7 @@
 
     medgan list
     medgan run EXP [EXP ...] --profile {smoke,cpu,gpu} [-p name=value ...] [--data-dir DIR] [--out DIR]
+               [--time-limit-min MIN]
     medgan run all --profile cpu
     medgan data check [--data-dir DIR] [--only NAME ...]
     medgan index [--out DIR]
@@ -17,7 +18,7 @@ from medgan_core.params import ParameterError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from medgan_core.runner import list_experiments
+    from medgan_core.runner import TIME_LIMIT_MIN, list_experiments
 
     experiments = list_experiments()
     if not experiments:
@@ -25,9 +26,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 1
     print(f"{'experiment':32} {'profiles':18} expected on 2 CPU cores")
     for exp in experiments:
-        times = ", ".join(f"{p} ~{exp.expected_minutes[p]:g} min" for p in exp.profiles if p in exp.expected_minutes)
-        print(f"{exp.name:32} {','.join(exp.profiles):18} {times}")
+        times = []
+        for p in exp.profiles:
+            if p in exp.expected_minutes:
+                limit = TIME_LIMIT_MIN.get(p)
+                times.append(f"{p} ~{exp.expected_minutes[p]:g} min" + (f" (limit {limit:g})" if limit else ""))
+        print(f"{exp.name:32} {','.join(exp.profiles):18} {', '.join(times)}")
         print(f"{'':32} {exp.title}")
+    limits = ", ".join(f"{p} {m:g} min" for p, m in TIME_LIMIT_MIN.items() if m)
+    print(f"\nThe runner stops an experiment past its profile's limit ({limits}); change it with --time-limit-min.")
     return 0
 
 
@@ -35,7 +42,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from medgan_core.runner import run_batch
 
     return run_batch(args.experiments, args.profile, args.p, data_dir=args.data_dir,
-                     out_root=Path(args.out) if args.out else None, progress=not args.no_progress)
+                     out_root=Path(args.out) if args.out else None, progress=not args.no_progress,
+                     time_limit_min=args.time_limit_min)
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
@@ -69,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--data-dir", default=None, help="data folder (default $MEDGAN_DATA, then ./data)")
     p_run.add_argument("--out", default=None, help="reports folder (default ./reports)")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p_run.add_argument("--time-limit-min", type=float, default=None, metavar="MIN",
+                       help="stop each experiment past MIN minutes of wall time, status timed_out "
+                            "(default: the profile's limit, cpu 40; 0: no limit)")
     p_run.set_defaults(func=_cmd_run)
 
     p_data = sub.add_parser("data", help="data commands")

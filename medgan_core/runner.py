@@ -8,12 +8,19 @@ the notebook through :mod:`medgan_core.results`), ``params.json`` and ``run.json
 atomically. A failing notebook is saved with papermill's error banner, rendered anyway and
 marked failed; a batch goes on and reports failure at the end. ``reports/index.html`` is
 rebuilt after every run.
+
+Provenance: ``run.json`` records whether ``notebooks/``, ``medgan_core/`` or ``params/`` had
+uncommitted or untracked changes when the run started and when it ended (:func:`git_tree`).
+Budget: each profile has a wall-clock limit per experiment (:data:`TIME_LIMIT_MIN`, cpu 40 min);
+past it the running cell is interrupted, the report is published with the interruption's
+banner and ``run.json`` says ``"status": "timed_out"``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shlex
@@ -34,6 +41,12 @@ from medgan_core.params import ParameterError, load_params_file, parse_override,
 from medgan_core.results import EXPERIMENT_VAR, RUN_DIR_VAR
 
 PROFILES = ("smoke", "cpu", "gpu")
+# Wall-clock limit per experiment, in minutes, that the runner enforces (None: no limit). The cpu
+# profile is the published teaching scale: 40 min per experiment on 2 cores. --time-limit-min overrides.
+TIME_LIMIT_MIN: dict[str, float | None] = {"smoke": None, "cpu": 40.0, "gpu": None}
+# The folders whose uncommitted changes make a report "built from uncommitted changes".
+TRACKED_FOLDERS = ("notebooks", "medgan_core", "params")
+MAX_DIRTY_PATHS = 20
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "scikit-learn", "torchmetrics", "matplotlib",
             "seaborn", "pydicom", "papermill", "nbconvert", "latex2mathml")
 
@@ -143,16 +156,90 @@ def resolve_parameters(exp: Experiment, profile: str, overrides: list[str], root
     return resolved
 
 
-def git_commit(root: Path) -> str:
-    """The current commit (with ``+dirty`` when tracked files outside ``reports/`` changed)."""
+def _git(root: Path, *args: str) -> str:
+    """Run ``git -C root ARGS`` and return its stdout (raises OSError or CalledProcessError)."""
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+
+
+def git_tree(root: Path, checked_at: str) -> dict[str, Any]:
+    """Whether ``notebooks/``, ``medgan_core/`` and ``params/`` match the commit: the one dirty check.
+
+    Uses ``git status --porcelain --untracked-files=all -- notebooks medgan_core params``, so a
+    modified, staged, deleted or untracked (not ignored) file in those folders makes the tree dirty.
+
+    Args:
+        root: the study root.
+        checked_at: when the check is made, ``"start"`` or ``"end"`` of the run.
+
+    Returns:
+        ``{"checked_at", "clean", "n_dirty", "dirty_paths", "reason"}``: ``clean`` is ``None``
+        (with the ``reason``) when git cannot tell, ``dirty_paths`` holds the first
+        :data:`MAX_DIRTY_PATHS` paths.
+    """
+    state: dict[str, Any] = {"checked_at": checked_at, "clean": None, "n_dirty": None, "dirty_paths": [],
+                             "reason": None}
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":(exclude)reports"], capture_output=True, text=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        out = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *TRACKED_FOLDERS)
+    except OSError as err:
+        state["reason"] = f"git is not available: {err}"
+        return state
+    except subprocess.CalledProcessError as err:
+        state["reason"] = f"git status failed: {(err.stderr or '').strip() or err}"
+        return state
+    paths = [line[3:].strip().strip('"') for line in out.splitlines() if line.strip()]
+    state.update(clean=not paths, n_dirty=len(paths), dirty_paths=paths[:MAX_DIRTY_PATHS])
+    return state
+
+
+def git_commit(root: Path, tree: dict[str, Any] | None = None) -> str:
+    """The current commit, with ``+dirty`` when :func:`git_tree` finds uncommitted changes.
+
+    Args:
+        root: the study root.
+        tree: a :func:`git_tree` result to reuse (default: check now).
+    """
+    try:
+        sha = _git(root, "rev-parse", "--short=12", "HEAD").strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    tree = tree if tree is not None else git_tree(root, "now")
+    return sha + ("+dirty" if tree["clean"] is False else "")
+
+
+def tree_record(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """``run.json``'s ``tree``: both checks and a summary (``clean`` only if clean at both ends).
+
+    Args:
+        start: :func:`git_tree` at the start of the run.
+        end: :func:`git_tree` at its end.
+    """
+    states = (start, end)
+    if any(t["clean"] is False for t in states):
+        clean = False
+    elif any(t["clean"] is None for t in states):
+        clean = None
+    else:
+        clean = True
+    paths = list(dict.fromkeys(start["dirty_paths"] + end["dirty_paths"]))
+    n_dirty = max((t["n_dirty"] or 0) for t in states)
+    reason = start["reason"] or end["reason"]
+    return {"clean": clean, "n_dirty": max(n_dirty, len(paths)), "dirty_paths": paths[:MAX_DIRTY_PATHS],
+            "reason": reason, "folders": list(TRACKED_FOLDERS), "start": start, "end": end}
+
+
+def time_limit_for(profile: str, time_limit_min: float | None = None) -> float | None:
+    """The wall-clock limit of one experiment in minutes (``None``: no limit).
+
+    Args:
+        profile: ``smoke``, ``cpu`` or ``gpu``.
+        time_limit_min: ``--time-limit-min``; ``None`` takes :data:`TIME_LIMIT_MIN`'s value for
+            the profile, ``0`` means no limit.
+    """
+    if time_limit_min is None:
+        return TIME_LIMIT_MIN.get(profile)
+    if time_limit_min < 0:
+        raise ParameterError(f"--time-limit-min must be >= 0 (0: no limit), got {time_limit_min:g}.")
+    return float(time_limit_min) or None
 
 
 def package_versions() -> dict[str, str]:
@@ -236,19 +323,30 @@ def _environment(values: dict[str, str]):
                 os.environ[key] = value
 
 
-def reproduce_command(exp: Experiment, profile: str, overrides: list[str], data_dir: str | None) -> str:
-    """The shell command that reproduces a run."""
+def reproduce_command(exp: Experiment, profile: str, overrides: list[str], data_dir: str | None,
+                      time_limit_min: float | None = None) -> str:
+    """The shell command that reproduces a run.
+
+    Args:
+        exp: the experiment.
+        profile: ``smoke``, ``cpu`` or ``gpu``.
+        overrides: ``name=value`` strings.
+        data_dir: the ``--data-dir`` option, if given.
+        time_limit_min: the ``--time-limit-min`` option, if given.
+    """
     parts = ["medgan", "run", exp.name, "--profile", profile]
     for text in overrides:
         parts += ["-p", text]
     if data_dir:
         parts += ["--data-dir", data_dir]
+    if time_limit_min is not None:
+        parts += ["--time-limit-min", f"{time_limit_min:g}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = None, *,
                    data_dir: str | None = None, out_root: Path | None = None, root: Path | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, time_limit_min: float | None = None) -> dict[str, Any]:
     """Execute one experiment at one profile and publish its report folder.
 
     Args:
@@ -259,6 +357,10 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
         out_root: the reports folder (default ``<root>/reports``).
         root: the study root.
         progress: show papermill's cell progress bar.
+        time_limit_min: wall-clock limit in minutes (default: the profile's, see
+            :func:`time_limit_for`; 0: none). Past it the running cell is interrupted (the kernel
+            raises ``KeyboardInterrupt`` there), the notebook stops, is saved and rendered with
+            papermill's error banner, and the status is ``"timed_out"``.
 
     Returns:
         The ``run.json`` content.
@@ -272,6 +374,8 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     root = root or repo_root()
     out_root = Path(out_root) if out_root else root / "reports"
     params = resolve_parameters(exp, profile, overrides, root, data_dir)
+    limit_min = time_limit_for(profile, time_limit_min)
+    tree_start = git_tree(root, "start")
     out_dir = out_root / exp.name / profile
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").unlink(missing_ok=True)  # a stale file must never pass for this run's numbers
@@ -284,11 +388,20 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     partial = out_dir / f".{exp.name}.partial.ipynb"
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
+    guard: dict[str, Any] = {}
+    if limit_min is not None:
+        deadline = t0 + limit_min * 60
+
+        def cell_timeout(cell: Any) -> int:
+            # nbclient asks at the start of every cell; past the deadline every cell gets 1 s.
+            return max(1, math.ceil(deadline - time.perf_counter()))
+
+        guard = {"timeout_func": cell_timeout, "interrupt_on_timeout": True}
     status, error = "ok", None
     with _environment(env), KernelMemorySampler() as memory:
         try:
             pm.execute_notebook(str(exp.notebook), str(partial), parameters=params, kernel_name="python3",
-                                progress_bar=progress, cwd=str(root), log_output=False)
+                                progress_bar=progress, cwd=str(root), log_output=False, **guard)
         except pm.PapermillExecutionError as err:
             status, error = "failed", f"{err.ename}: {err.evalue}"
         except KeyboardInterrupt:
@@ -297,6 +410,12 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
             status, error = "failed", f"{type(err).__name__}: {err}"
     wall = time.perf_counter() - t0
     ended = dt.datetime.now(dt.timezone.utc)
+    over_budget = limit_min is not None and wall > limit_min * 60
+    if over_budget and status == "failed":
+        status = "timed_out"
+        error = (f"stopped after {wall / 60:.1f} min: past the {profile} profile's limit of {limit_min:g} min "
+                 f"per experiment (raise it with --time-limit-min, 0 for none); last error: {error}")
+    tree = tree_record(tree_start, git_tree(root, "end"))
 
     executed = out_dir / f"{exp.name}.ipynb"
     if partial.is_file():
@@ -308,10 +427,11 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     record = {
         "experiment": exp.name, "title": exp.title, "profile": profile, "status": status, "error": error,
         "start": started.isoformat(timespec="seconds"), "end": ended.isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 2), "peak_memory_mb": round(memory.peak_bytes / 2**20, 1),
-        "git_commit": git_commit(root), "packages": package_versions(), "device": device_description(),
+        "wall_seconds": round(wall, 2), "time_limit_min": limit_min, "over_budget": over_budget,
+        "peak_memory_mb": round(memory.peak_bytes / 2**20, 1),
+        "git_commit": git_commit(root, tree["end"]), "tree": tree, "packages": package_versions(), "device": device_description(),
         "cpu_cores_available": _available_cores(),
-        "command": reproduce_command(exp, profile, overrides, data_dir), "overrides": overrides,
+        "command": reproduce_command(exp, profile, overrides, data_dir, time_limit_min), "overrides": overrides,
         "data_folders": exp.data_folders,
         "notebook": rel(exp.notebook, out_dir), "params_file": rel(root / "params" / exp.name / f"{profile}.yaml", out_dir),
     }
@@ -332,27 +452,45 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
 
 
 def run_batch(names: list[str], profile: str, overrides: list[str] | None = None, *, data_dir: str | None = None,
-              out_root: Path | None = None, root: Path | None = None, progress: bool = True) -> int:
+              out_root: Path | None = None, root: Path | None = None, progress: bool = True,
+              time_limit_min: float | None = None) -> int:
     """Run several experiments; every one is validated first, failures do not stop the batch.
+
+    Args:
+        names: experiment names or ``["all"]``.
+        profile: ``smoke``, ``cpu`` or ``gpu``.
+        overrides: ``name=value`` strings.
+        data_dir: the data folder.
+        out_root: the reports folder.
+        root: the study root.
+        progress: show papermill's cell progress bar.
+        time_limit_min: wall-clock limit per experiment (see :func:`run_experiment`).
 
     Returns:
         The exit code: 0 if every run succeeded, 1 otherwise.
     """
     root = root or repo_root()
     experiments = get_experiments(names, root)
+    time_limit_for(profile, time_limit_min)  # validate before running any
     for exp in experiments:  # validate all before running any
         resolve_parameters(exp, profile, overrides or [], root, data_dir)
     failed = []
     for exp in experiments:
         print(f"[medgan] {exp.name} ({profile}) ...", file=sys.stderr, flush=True)
         record = run_experiment(exp, profile, overrides, data_dir=data_dir, out_root=out_root, root=root,
-                                progress=progress)
+                                progress=progress, time_limit_min=time_limit_min)
         where = Path(out_root or root / "reports") / exp.name / profile
         print(f"[medgan] {exp.name}: {record['status']} in {record['wall_seconds']:.0f} s -> {where}/",
               file=sys.stderr, flush=True)
         if record["status"] != "ok":
             print(f"[medgan]   {record['error']}", file=sys.stderr)
             failed.append(exp.name)
+        elif record["over_budget"]:
+            print(f"[medgan]   over budget: {record['wall_seconds'] / 60:.1f} min > {record['time_limit_min']:g} min",
+                  file=sys.stderr)
+        if record["tree"]["clean"] is False:
+            print(f"[medgan]   built from uncommitted changes ({record['tree']['n_dirty']} files in "
+                  f"{', '.join(TRACKED_FOLDERS)}): not for publishing", file=sys.stderr)
     if failed:
         print(f"[medgan] failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from medgan_core.params import ParameterError, parse_override, read_parameters
@@ -112,3 +113,93 @@ def test_batch_runs_publishes_and_survives_a_failure(study):
     assert "10_good/smoke/10_good.html" in index and "10_good/smoke/10_good.reader.html" in index
     assert "status-ok" in index and "status-failed" in index
     assert "Demo value" in index and "The value is 4.00 for batch." in index
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), "-c", "user.name=test", "-c", "user.email=test@example.org", *args],
+                   check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def git_study(tmp_path) -> Path:
+    """A tiny study in its own git repository, committed clean, with a tracked ``medgan_core/`` file.
+
+    Its notebook does not import medgan_core (the study's ``medgan_core/`` folder would shadow it).
+    """
+    from study_fixture import make_notebook
+
+    root = make_study(tmp_path / "repo")
+    make_notebook(root / "notebooks" / "10_good.ipynb", "A good experiment", body="value = scale * (seed + 1)\n")
+    (root / "medgan_core").mkdir()
+    (root / "medgan_core" / "notes.txt").write_text("committed\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "study")
+    return root
+
+
+def test_git_tree_clean_dirty_and_unknown(git_study, tmp_path):
+    from medgan_core.runner import git_commit, git_tree
+
+    clean = git_tree(git_study, "start")
+    assert clean["clean"] is True and clean["n_dirty"] == 0 and clean["checked_at"] == "start"
+    assert "+dirty" not in git_commit(git_study)
+    (git_study / "reports").mkdir()
+    (git_study / "reports" / "x.txt").write_text("reports are not provenance\n")
+    assert git_tree(git_study, "end")["clean"] is True
+    (git_study / "params" / "10_good" / "new.yaml").write_text("seed: 2\n")  # untracked counts
+    dirty = git_tree(git_study, "end")
+    assert dirty["clean"] is False and dirty["dirty_paths"] == ["params/10_good/new.yaml"]
+    assert git_commit(git_study).endswith("+dirty")
+    unknown = git_tree(tmp_path / "nowhere", "start")  # not a git repository
+    assert unknown["clean"] is None and unknown["reason"]
+
+
+def test_run_json_records_a_dirty_tree(git_study):
+    from medgan_core.runner import get_experiments, run_experiment
+
+    (git_study / "medgan_core" / "notes.txt").write_text("changed, not committed\n")
+    exp = get_experiments(["10_good"], git_study)[0]
+    record = run_experiment(exp, "smoke", root=git_study, progress=False)
+    run = json.loads((git_study / "reports" / "10_good" / "smoke" / "run.json").read_text())
+    assert run == json.loads(json.dumps(record))
+    assert run["status"] == "ok" and run["git_commit"].endswith("+dirty")
+    tree = run["tree"]
+    assert tree["clean"] is False and tree["n_dirty"] == 1 and tree["dirty_paths"] == ["medgan_core/notes.txt"]
+    assert tree["start"]["checked_at"] == "start" and tree["start"]["clean"] is False
+    assert tree["end"]["checked_at"] == "end" and tree["end"]["clean"] is False
+    assert run["time_limit_min"] is None and run["over_budget"] is False  # smoke has no limit
+    index = (git_study / "reports" / "index.html").read_text()
+    assert "built from uncommitted changes: 1 file" in index and "medgan_core/notes.txt" in index
+
+
+def test_time_limit_stops_the_run_and_marks_it_timed_out(tmp_path):
+    from medgan_core.runner import get_experiments, run_experiment
+    from study_fixture import make_notebook
+
+    root = make_study(tmp_path)
+    marker = tmp_path / "after.txt"
+    body = "import time\nfor _ in range(600):\n    time.sleep(0.1)\n"
+    path = make_notebook(root / "notebooks" / "10_good.ipynb", "A slow experiment", body=body)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(f"open({str(marker)!r}, 'w').write('ran')"))
+    nbformat.write(nb, str(path))
+    exp = get_experiments(["10_good"], root)[0]
+    record = run_experiment(exp, "smoke", root=root, progress=False, time_limit_min=0.1)  # 6 s, sleep is 60 s
+    assert record["status"] == "timed_out" and record["over_budget"] is True
+    assert record["time_limit_min"] == 0.1 and "--time-limit-min" in record["error"]
+    assert record["wall_seconds"] < 40
+    assert not marker.exists()  # the run stopped at the interrupted cell
+    folder = root / "reports" / "10_good" / "smoke"
+    assert "KeyboardInterrupt" in (folder / "10_good.ipynb").read_text()  # saved with the interruption
+    assert (folder / "10_good.html").is_file() and not list(folder.glob(".*partial*"))
+    index = (root / "reports" / "index.html").read_text()
+    assert "status-timed_out" in index and "over budget" in index
+    assert json.loads((folder / "run.json").read_text())["status"] == "timed_out"
+
+
+def test_time_limit_option_is_checked(study):
+    out = medgan(study, "run", "10_good", "--profile", "smoke", "--time-limit-min", "-1")
+    assert out.returncode == 2 and "--time-limit-min" in out.stderr
+    out = medgan(study, "list")
+    assert "limit 40" in out.stdout and "--time-limit-min" in out.stdout
