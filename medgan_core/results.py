@@ -6,6 +6,8 @@ Notebooks never edit JSON by hand. They call::
     results.log_metrics(fid={"WBC": 12.3}, kid=...)          # any nested numbers
     results.log_headline("balanced_accuracy", 0.81, ci=(0.78, 0.84), label="Balanced accuracy (real+gan)")
     results.log_verdict(sentence_computed_from_the_numbers)
+    results.log_quality_floor(floor.floor_table(fid, floor.QualityFloor(), c2st))  # who passed, and why
+    results.log_withheld(withheld_sentences)                  # verdicts withheld below the floor
 
 Where the file goes: ``$MEDGAN_RUN_DIR/metrics.json`` when the ``medgan`` runner executes the
 notebook (it sets that variable), else ``./runs/<experiment>/metrics.json`` for plain papermill
@@ -94,4 +96,48 @@ def log_verdict(sentence: str) -> None:
         raise ValueError("log_verdict needs a non-empty sentence computed from this run's numbers.")
     data = load_metrics()
     data["verdict"] = sentence.strip()
+    write_json_atomic(metrics_path(), data)
+
+
+FLOOR_KEYS = ("passed", "reason", "precision", "recall", "c2st_auc")  # per generator under "quality_floor"
+
+
+def log_quality_floor(table: Any) -> None:
+    """Record the quality floor's verdict per generator under ``"quality_floor"`` (replaces the key).
+
+    Writes ``{"quality_floor": {model: {"passed", "reason", "precision", "recall", "c2st_auc"}}}``;
+    NaN numbers become ``null``.
+
+    Args:
+        table: the frame of :func:`medgan_core.metrics.floor.floor_table` (or a list of row dicts)
+            with the columns ``model`` and those keys.
+    """
+    records = table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+    entries = {}
+    for row in records:
+        missing = [k for k in ("model", *FLOOR_KEYS) if k not in row]
+        if missing:
+            raise ValueError(f"log_quality_floor: a row lacks {missing}; pass the frame returned by floor_table.")
+        entries[str(row["model"])] = {"passed": bool(row["passed"]), "reason": str(row["reason"]),
+                                      **{k: row[k] for k in ("precision", "recall", "c2st_auc")}}
+    data = load_metrics()
+    data["quality_floor"] = to_jsonable(entries)
+    write_json_atomic(metrics_path(), data)
+
+
+def log_withheld(sentences: list[str]) -> None:
+    """Record the withheld-verdict sentences under ``"withheld"`` (replaces the key; ``[]``: none withheld).
+
+    Args:
+        sentences: the sentences of :func:`medgan_core.metrics.floor.gate_verdicts`, one per
+            generator below the quality floor.
+    """
+    if isinstance(sentences, str):
+        raise ValueError("log_withheld takes a list of sentences; wrap a single sentence in a list.")
+    sentences = list(sentences)
+    bad = [s for s in sentences if not isinstance(s, str) or not s.strip()]
+    if bad:
+        raise ValueError(f"log_withheld needs non-empty sentences; got {bad[:3]}.")
+    data = load_metrics()
+    data["withheld"] = [s.strip() for s in sentences]
     write_json_atomic(metrics_path(), data)

@@ -34,7 +34,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from medgan_core.metrics.stats import bootstrap_resample_ci
-from medgan_core.models.classifier import build_classifier, fit_classifier, predict_proba
+from medgan_core.metrics.realism import c2st_probabilities
 
 LABELS = ("real", "synthetic")
 _ALIASES = {"real": "real", "r": "real", "0": "real", "synthetic": "synthetic", "s": "synthetic",
@@ -97,9 +97,10 @@ def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, r
                                n_boot: int = 1000) -> dict[str, object]:
     """Train "real vs synthetic" on one set of patients and score it on held-out patients.
 
-    Each class is balanced by random oversampling during training; the ``T`` slices are the
-    classifier's channels (``T`` must be 1 or 3), so a slice-to-slice inconsistency is visible.
-    No model selection is done on the test patients (the last epoch's weights are scored).
+    The training is the shared C2ST core, :func:`medgan_core.metrics.realism.c2st_probabilities`
+    (each class balanced by random oversampling; no model selection on the test patients), with
+    random 90-degree rotations as augmentation. The ``T`` slices are the classifier's channels
+    (``T`` must be 1 or 3), so a slice-to-slice inconsistency is visible.
 
     Args:
         real_train: real sequences `(N, T, S, S)` of the training patients, in [-1, 1].
@@ -122,28 +123,23 @@ def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, r
     shapes = {a.shape[1:] for a in arrays}
     if len(shapes) != 1:
         raise ValueError(f"all four sets must share (T, S, S); got {sorted(shapes)}.")
-    t, s = arrays[0].shape[1], arrays[0].shape[2]
+    t = arrays[0].shape[1]
     if t not in (1, 3):
         raise ValueError(f"the classifier takes T = 1 or 3 slices as channels; got T = {t}.")
     rt, ft, re, fe = (torch.from_numpy(a) for a in arrays)
-    x_train, y_train = torch.cat([rt, ft]), torch.cat([torch.zeros(len(rt)), torch.ones(len(ft))]).long()
-    x_test = torch.cat([re, fe])
     truth = np.r_[np.zeros(len(re), bool), np.ones(len(fe), bool)]
-    torch.manual_seed(seed)
-    net = build_classifier("small_cnn", in_channels=t, num_classes=2, width=width, image_size=s)
 
     def flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         k = int(torch.randint(0, 4, (1,), generator=gen))
         return torch.rot90(x, k, dims=(-2, -1))
 
-    fit_classifier(net, x_train, y_train, num_epochs=num_epochs, batch_size=batch_size, lr=lr,
-                   oversample=True, augment=flip, seed=seed)
-    prob = predict_proba(net, x_test)[:, 1]
+    prob = c2st_probabilities(rt, ft, torch.cat([re, fe]), width=width, num_epochs=num_epochs,
+                              batch_size=batch_size, lr=lr, seed=seed, augment=flip)
     said = prob >= 0.5
     out: dict[str, object] = binary_scores(truth, said)
     out["f1_ci"] = bootstrap_f1_ci(truth, said, n_boot=n_boot, seed=seed)
     out["auc"] = float(roc_auc_score(truth, prob)) if 0 < truth.sum() < len(truth) else float("nan")
-    out["n_train"] = int(len(x_train))
+    out["n_train"] = int(len(rt) + len(ft))
     out["truth"], out["said_synthetic"] = truth, said
     return out
 
