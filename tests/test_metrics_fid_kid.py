@@ -1,5 +1,6 @@
-"""FID against closed forms, KID against a double loop, the fidelity table, the domain-classifier score,
-and the optional Inception FID (skip path, bad files, call convention)."""
+"""FID against closed forms and its interval (which contains its estimate), KID against a double loop
+and its bootstrap interval over images (which has a width when the subsets are whole sets), the
+domain-classifier score, and the optional Inception FID (skip path, bad files, call convention)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from medgan_core.metrics.domain_score import domain_classifier_score
 from medgan_core.metrics.fid import _gaussian, fid_ci, fid_from_features, frechet_distance
 from medgan_core.metrics.inception import SKIP_NOTE, inception_fid, load_inception
-from medgan_core.metrics.kid import kid_from_features, mmd2_unbiased
+from medgan_core.metrics.kid import _mmd2_of_counts, kid_from_features, mmd2_unbiased, polynomial_kernel
 from medgan_core.metrics.stats import interval_contains
 
 
@@ -100,45 +101,55 @@ def test_fid_ci_brackets_the_true_distance_and_is_seeded():
     assert res == fid_ci(x, y, n_boot=50, seed=1)
 
 
-def _old_fid_ci_sqrtm(a, b, n_boot, seed, level=0.95):
-    """The previous ``fid_ci``: each resample's FID through ``scipy.linalg.sqrtm``."""
-    fid = fid_from_features(a, b)
+def _bootstrap_fids(a, b, n_boot, seed, form="eig"):
+    """The resample FIDs as the old ``fid_ci`` and ``experiments/bagan_study.fid_bootstrap_ci`` drew them."""
     rng = np.random.default_rng(seed)
     boots = np.empty(n_boot)
     for i in range(n_boot):
-        ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
-        boots[i] = frechet_distance(*_gaussian(a[ia]), *_gaussian(b[ib]))
-    alpha = (1.0 - level) / 2.0
-    q_low, q_high = np.quantile(boots, [alpha, 1.0 - alpha])
-    return fid, max(2.0 * fid - q_high, 0.0), max(2.0 * fid - q_low, 0.0)
+        x, y = a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))]
+        if form == "sqrtm":
+            boots[i] = frechet_distance(*_gaussian(x), *_gaussian(y))
+        else:
+            c_a, c_b = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+            tr_root = np.sqrt(np.clip(np.linalg.eigvals(c_a @ c_b).real, 0.0, None)).sum()
+            diff = x.mean(0) - y.mean(0)
+            boots[i] = max(float(diff @ diff + np.trace(c_a) + np.trace(c_b) - 2.0 * tr_root), 0.0)
+    return boots
 
 
-def _old_bagan_fid_bootstrap_ci(feats_a, feats_b, fid, n_boot, seed, level=0.95):
-    """Frozen copy of ``experiments/bagan_study.fid_bootstrap_ci`` (the eigenvalue form)."""
-    rng = np.random.default_rng(seed)
-    boots = np.empty(n_boot)
-    for i in range(n_boot):
-        a = feats_a[rng.integers(0, len(feats_a), len(feats_a))]
-        b = feats_b[rng.integers(0, len(feats_b), len(feats_b))]
-        c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-        tr_root = np.sqrt(np.clip(np.linalg.eigvals(c_a @ c_b).real, 0.0, None)).sum()
-        diff = a.mean(0) - b.mean(0)
-        boots[i] = max(float(diff @ diff + np.trace(c_a) + np.trace(c_b) - 2.0 * tr_root), 0.0)
+def _old_basic_interval(fid, boots, level=0.95):
+    """The old ``fid_ci`` interval: basic bootstrap, both ends clipped at 0."""
     q_low, q_high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return float(max(2 * fid - q_high, 0.0)), float(max(2 * fid - q_low, 0.0))
+    return max(2 * fid - q_high, 0.0), max(2 * fid - q_low, 0.0)
 
 
 @pytest.mark.parametrize("n_a, n_b, d, shift", [(60, 40, 5, 0.5), (30, 30, 3, 0.0), (25, 20, 40, 0.3)])
-def test_fid_ci_equals_both_old_intervals(n_a, n_b, d, shift):
+def test_fid_ci_is_the_shifted_percentile_interval_of_the_same_resamples(n_a, n_b, d, shift):
     rng = np.random.default_rng(d)
     a, b = rng.normal(size=(n_a, d)), rng.normal(size=(n_b, d)) + shift
     res = fid_ci(a, b, n_boot=20, seed=3)
-    low, high = _old_bagan_fid_bootstrap_ci(a, b, res["fid"], n_boot=20, seed=3)
-    assert (res["ci_low"], res["ci_high"]) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+    boots = _bootstrap_fids(a, b, n_boot=20, seed=3)
+    q_low, q_high = np.quantile(boots, [0.025, 0.975])
+    shift_to_fid = res["fid"] - np.median(boots)
+    assert res["ci_low"] == pytest.approx(max(q_low + shift_to_fid, 0.0), rel=1e-12, abs=1e-12)
+    assert res["ci_high"] == pytest.approx(q_high + shift_to_fid, rel=1e-12)
+    assert res["note"] == ("lower end clipped at 0 (FID cannot be negative)" if q_low + shift_to_fid < 0 else "")
+    assert interval_contains(res["fid"], res["ci_low"], res["ci_high"])
     if n_a > d and n_b > d:  # with full-rank covariances sqrtm is exact, and the two forms agree
-        fid, old_low, old_high = _old_fid_ci_sqrtm(a, b, n_boot=20, seed=3)
-        assert res["fid"] == fid
-        assert (res["ci_low"], res["ci_high"]) == pytest.approx((old_low, old_high), rel=1e-6, abs=1e-9)
+        assert boots == pytest.approx(_bootstrap_fids(a, b, n_boot=20, seed=3, form="sqrtm"), rel=1e-6, abs=1e-9)
+
+
+def test_fid_ci_contains_a_small_fid_that_the_old_basic_interval_excluded():
+    # Two tiny, nearly identical sets: FID 0.003, but every resample (repeated images, pairs broken)
+    # lies far above it, so the reflected basic interval was [0, 0] after clipping.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(12, 3))
+    b = a + 0.05 * rng.normal(size=(12, 3))
+    res = fid_ci(a, b, n_boot=50, seed=0)
+    old = _old_basic_interval(res["fid"], _bootstrap_fids(a, b, n_boot=50, seed=0))
+    assert 0.0 < res["fid"] < 0.01 and not interval_contains(res["fid"], *old)
+    assert interval_contains(res["fid"], res["ci_low"], res["ci_high"]) and res["ci_high"] > res["fid"]
+    assert res["ci_low"] == 0.0 and "clipped at 0" in res["note"] and "shifted" in res["interval_method"]
 
 
 def test_fid_ci_with_fewer_images_than_dimensions():
@@ -146,6 +157,7 @@ def test_fid_ci_with_fewer_images_than_dimensions():
     a, b = rng.normal(size=(12, 64)), rng.normal(size=(12, 64)) + 1.0
     res = fid_ci(a, b, n_boot=30, seed=0)
     assert np.isfinite([res["ci_low"], res["ci_high"]]).all() and 0.0 <= res["ci_low"] <= res["ci_high"]
+    assert interval_contains(res["fid"], res["ci_low"], res["ci_high"])
 
 
 # ---- KID ------------------------------------------------------------------------------------
@@ -172,6 +184,45 @@ def test_kid_matches_double_loop_on_a_tiny_set():
     assert res.std == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("n, subset_size", [(7, 100), (20, 20), (40, 1000)])
+def test_kid_interval_has_width_when_the_subsets_are_the_whole_sets(n, subset_size):
+    # Every subset is the whole set, so the subsets' spread is 0 (the old interval was [mean, mean]);
+    # the bootstrap over images still sees how much KID varies with the images drawn.
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(size=(n, 4)), rng.normal(size=(n, 4)) + 0.3
+    res = kid_from_features(x, y, n_subsets=5, subset_size=subset_size, seed=1, n_boot=100)
+    assert res.subset_size == n and res.std == pytest.approx(0.0, abs=1e-9)
+    assert res.ci_high - res.ci_low > 0.01 and interval_contains(res.mean, res.ci_low, res.ci_high)
+    assert res.n_boot == 100 and "bootstrap over images" in res.interval_method
+
+
+def kid_of_resample_loop(x, y, idx_x, idx_y):
+    """Unbiased MMD^2 of x[idx_x] and y[idx_y], leaving out pairs of copies of one original image."""
+    d = x.shape[1]
+    k = lambda a, b: (float(np.dot(a, b)) / d + 1.0) ** 3  # noqa: E731
+
+    def within(z, idx):
+        terms = [k(z[i], z[j]) for i in idx for j in idx if i != j]  # i == j: the same original image
+        return sum(terms) / len(terms)
+
+    xy = sum(k(x[i], y[j]) for i in idx_x for j in idx_y) / (len(idx_x) * len(idx_y))
+    return within(x, idx_x) + within(y, idx_y) - 2 * xy
+
+
+def test_kid_bootstrap_leaves_out_pairs_of_copies_of_one_image():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(5, 3)) + 0.4
+    idx_x, idx_y = np.array([0, 0, 2, 3, 3, 3]), np.array([1, 1, 4, 4, 0])  # resamples with repeats
+    w_x = np.bincount(idx_x, minlength=6)[None].astype(float)
+    w_y = np.bincount(idx_y, minlength=5)[None].astype(float)
+    k = polynomial_kernel
+    got = _mmd2_of_counts(k(x, x), k(y, y), k(x, y), w_x, w_y)
+    assert got[0] == pytest.approx(kid_of_resample_loop(x, y, idx_x, idx_y), rel=1e-12)
+    ones_x, ones_y = np.ones((1, 6)), np.ones((1, 6))  # no repeats: the unbiased estimator itself
+    y6 = np.r_[y, y[:1] + 0.1]
+    assert _mmd2_of_counts(k(x, x), k(y6, y6), k(x, y6), ones_x, ones_y)[0] == pytest.approx(mmd2_unbiased(x, y6))
+
+
 def test_kid_is_seeded_and_separates_shifted_sets():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(120, 5)), rng.normal(size=(120, 5))
@@ -179,20 +230,23 @@ def test_kid_is_seeded_and_separates_shifted_sets():
     shifted = kid_from_features(x, y + 1.0, n_subsets=20, subset_size=50, seed=3)
     assert same == kid_from_features(x, y, n_subsets=20, subset_size=50, seed=3)
     assert abs(same.mean) < 0.05 < shifted.ci_low
-    assert same.ci_low <= same.mean <= same.ci_high
-    assert set(same.as_dict()) == {"mean", "std", "ci_low", "ci_high", "n_subsets", "subset_size"}
+    assert set(same.as_dict()) == {"mean", "std", "ci_low", "ci_high", "n_subsets", "subset_size", "n_boot",
+                                   "interval_method"}
     assert interval_contains(same.mean, same.ci_low, same.ci_high)
+    assert interval_contains(shifted.mean, shifted.ci_low, shifted.ci_high)
 
 
-def test_kid_interval_equals_the_old_subset_percentiles():
+def test_kid_mean_equals_the_old_subset_mean_and_n_boot_zero_skips_the_interval():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(80, 4)), rng.normal(size=(70, 4)) + 0.3
     res = kid_from_features(x, y, n_subsets=25, subset_size=30, seed=9)
     draw = np.random.default_rng(9)  # the subsets, drawn as kid_from_features draws them
     kids = [mmd2_unbiased(x[draw.choice(80, 30, replace=False)], y[draw.choice(70, 30, replace=False)])
             for _ in range(25)]
-    assert res.mean == float(np.mean(kids))
-    assert (res.ci_low, res.ci_high) == tuple(np.quantile(kids, [0.025, 0.975]))  # bit for bit
+    assert res.mean == float(np.mean(kids)) and res.std == float(np.std(kids, ddof=1))  # bit for bit
+    quick = kid_from_features(x, y, n_subsets=25, subset_size=30, seed=9, n_boot=0)
+    assert quick.mean == res.mean and np.isnan(quick.ci_low) and np.isnan(quick.ci_high)
+    assert quick.interval_method.startswith("none")
 
 
 def test_kid_input_errors():
@@ -200,6 +254,8 @@ def test_kid_input_errors():
         kid_from_features(np.zeros((5, 2)), np.zeros((5, 2)), subset_size=1)
     with pytest.raises(ValueError, match="feature columns"):
         kid_from_features(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="n_boot must be 0"):
+        kid_from_features(np.zeros((5, 2)), np.zeros((5, 2)), n_boot=1)
 
 
 # ---- domain-classifier score ----------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 import medgan_core.metrics.fidelity as fidelity
 from medgan_core.metrics.fid import fid_ci
+from medgan_core.metrics.stats import interval_contains
 from medgan_core.metrics.fidelity import (REFERENCE, STUDY_COLUMNS, as_nested_dict, fid_ratios, fidelity_study,
                                          rank_generators)
 
@@ -87,10 +88,34 @@ def test_kid_intervals_have_width_and_the_shifted_generator_is_worse(study):
     table, _, _ = study
     done = table[table.fid.notna()]
     assert (done.kid_ci_high > done.kid_ci_low).all()
+    assert (done.fid_ci_high > done.fid_ci_low).all()
     all_rows = table[table["class"] == "all"].set_index("model")
     assert all_rows.loc["shifted", "fid"] > 5 * all_rows.loc[REFERENCE, "fid"]
     assert all_rows.loc["shifted", "kid_ci_low"] > all_rows.loc[REFERENCE, "kid_ci_high"]
     assert all_rows.loc[REFERENCE, "ms_ssim_scales"] == 1  # 16-px images allow one MS-SSIM scale
+
+
+def test_no_interval_excludes_its_estimate(study):
+    table, _, _ = study
+    done = table[table.fid.notna()]
+    assert len(done) == 8
+    for _, row in done.iterrows():
+        assert interval_contains(row.fid, row.fid_ci_low, row.fid_ci_high), (row.model, row["class"])
+        assert interval_contains(row.kid, row.kid_ci_low, row.kid_ci_high), (row.model, row["class"])
+
+
+def test_kid_interval_has_width_when_every_row_of_a_group_is_the_whole_set():
+    # A group of 6 evaluated images: KID subsets of half the set still overlap heavily, and a
+    # subset size equal to the set would make every subset the same; the interval comes from
+    # the bootstrap over images, so it has a width either way.
+    train, held = cells((12, 12), seed=1), cells((6, 6), seed=2)
+    table = fidelity_study(features, train, held, {"copy": held}, ["dark", "bright"],
+                           **(SETTINGS | {"k": 3, "n_boot": 20}))
+    done = table[table.kid.notna()]
+    assert len(done) == 6 and (done.kid_ci_high > done.kid_ci_low).all()
+    row = fidelity.fidelity_row(features(train[0]), features(held[0]), kid_subsets=5, kid_subset_size=100, n_boot=20)
+    assert row["kid_subset_size"] == 12 and row["kid_ci_high"] > row["kid_ci_low"]
+    assert interval_contains(row["kid_mean"], row["kid_ci_low"], row["kid_ci_high"])
 
 
 def test_tiny_or_missing_classes_give_nan_rows_not_errors(study):

@@ -23,11 +23,13 @@ class) so that the reference rows are computed exactly like the generator rows:
    then reads lower in every row, reference included (a few evaluated images cannot reach the
    neighbourhoods of many training images), so read it, like every metric, as a gap to the
    reference row.
-3. FID with its basic-bootstrap interval from :func:`medgan_core.metrics.fid.fid_ci`; KID and
-   precision/recall/density/coverage from :func:`fidelity_row` with its default KID subset size
-   (half the evaluated set, so that subsets differ and the KID interval has a width); mean
-   pairwise MS-SSIM of the same evaluated images from
-   :func:`medgan_core.metrics.diversity.ms_ssim_diversity`.
+3. FID with its bootstrap interval over images from :func:`medgan_core.metrics.fid.fid_ci` (the
+   percentile interval shifted to the estimate, lower end clipped at 0); KID (the mean over
+   subsets of half the evaluated set) with its bootstrap interval over images, and
+   precision/recall/density/coverage, from :func:`fidelity_row`; mean pairwise MS-SSIM of the
+   same evaluated images from :func:`medgan_core.metrics.diversity.ms_ssim_diversity`. Both
+   intervals contain their estimate and the KID interval has a width even when a set is small
+   (see ``metrics/fid.py`` and ``metrics/kid.py``).
 4. A group where ``n_eval`` or the training set has ``k`` or fewer images gets rows of NaN
    (a class a generator never made, a tiny class), not an error.
 
@@ -72,25 +74,27 @@ def _subsample(feats: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
 
 
 def fidelity_row(feats_ref: np.ndarray, feats_eval: np.ndarray, seed: int = 0, k: int = 5,
-                 kid_subsets: int = 100, kid_subset_size: int | None = None) -> dict[str, float]:
+                 kid_subsets: int = 100, kid_subset_size: int | None = None, n_boot: int = 200) -> dict[str, float]:
     """All fidelity metrics of one evaluated set against one reference set (no subsampling).
 
     Args:
         feats_ref: features of the real reference set (training images), `(n_ref, d)`.
         feats_eval: features of the evaluated set (generated or held-out), `(n_eval, d)`.
-        seed: seed of the KID subsets.
+        seed: seed of the KID subsets and of its bootstrap.
         k: neighbour count of precision/recall/density/coverage.
         kid_subsets: number of KID subsets.
         kid_subset_size: KID subset size (capped at the smaller set); ``None``: half the smaller
-            set, at most 1000, so that the subsets differ and the KID interval means something
-            (subsets as large as the sample are all the same sample, and the interval collapses).
+            set, at most 1000, so that the subsets differ and ``kid_std`` says how much one KID at
+            that size varies (subsets as large as the sample are all the same sample).
+        n_boot: bootstrap resamples of the KID interval (over images, see ``metrics/kid.py``), >= 2.
 
     Returns:
         A dict with the keys of ``COLUMNS``.
     """
     if kid_subset_size is None:
         kid_subset_size = min(1000, max(2, min(len(feats_ref), len(feats_eval)) // 2))
-    kid = kid_from_features(feats_ref, feats_eval, n_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+    kid = kid_from_features(feats_ref, feats_eval, n_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed,
+                            n_boot=n_boot)
     return {"n_train": len(feats_ref), "n_eval": len(feats_eval), "fid": fid_from_features(feats_ref, feats_eval),
             "kid_mean": kid.mean, "kid_std": kid.std, "kid_ci_low": kid.ci_low, "kid_ci_high": kid.ci_high,
             "kid_subset_size": kid.subset_size, **prdc(feats_ref, feats_eval, k=k)}
@@ -129,7 +133,7 @@ def fidelity_study(features: Callable[[np.ndarray], np.ndarray], train: Split, h
         seed: seed of the subsampling, FID bootstrap, KID subsets and MS-SSIM pairs.
         k: neighbours of precision/recall/density/coverage.
         max_n: cap on the training and evaluated sets of every group (PRDC is quadratic in n), >= k + 1.
-        n_boot: bootstrap resamples of the FID interval, >= 2.
+        n_boot: bootstrap resamples of the FID and KID intervals, >= 2.
         ms_ssim_pairs: random pairs for the mean pairwise MS-SSIM.
         kid_subsets: KID subsets.
 
@@ -170,7 +174,7 @@ def fidelity_study(features: Callable[[np.ndarray], np.ndarray], train: Split, h
                 continue
             f, x = feats[model][members[model]], x[members[model]]
             pick = _pick(len(f), n_eval, np.random.default_rng([seed, g, 1]))  # the same draw for every set
-            base = fidelity_row(ft, f[pick], seed=seed, k=k, kid_subsets=kid_subsets)
+            base = fidelity_row(ft, f[pick], seed=seed, k=k, kid_subsets=kid_subsets, n_boot=n_boot)
             fid = fid_ci(ft, f[pick], n_boot=n_boot, seed=seed)
             div = ms_ssim_diversity(x[pick], n_pairs=ms_ssim_pairs, seed=seed)
             rows.append(row | {"fid": base["fid"], "fid_ci_low": fid["ci_low"], "fid_ci_high": fid["ci_high"],
@@ -257,6 +261,6 @@ def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split,
         fakes = to_uint8_images(sample_like(gan, y_h[keep], max_per_class, seed)[0], squeeze_gray=False)
         f_g = check_features(features(fakes), "features(generated images)", 4)
         size = max(2, min(len(f_h), len(f_g)) // 2)
-        return float(kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed).mean)
+        return kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed, n_boot=0).mean
 
     return score
