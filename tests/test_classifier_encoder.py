@@ -10,7 +10,8 @@ import torch
 
 from medgan_core.metrics.encoder import DomainEncoder, default_cache_dir, fit_domain_encoder
 from medgan_core.models.classifier import (
-    CLASSIFIERS, SmallCNN, _balanced_indices, build_classifier, fit_classifier, images_to_tensor, predict_proba,
+    CLASSIFIERS, DEFAULT_GRID, ClassifierSettings, SmallCNN, _balanced_indices, build_classifier, fit_classifier,
+    images_to_tensor, predict_proba,
 )
 
 
@@ -72,6 +73,19 @@ def test_build_classifier_registry():
     with pytest.raises(ValueError, match="valid names: \\['small_cnn'"):
         build_classifier("resnet9000", 1, 2)
     assert set(CLASSIFIERS) >= {"small_cnn"}
+
+
+def test_classifier_settings_and_default_grid():
+    st = ClassifierSettings.coerce({"width": 16, "lr": 3e-3, "epochs": 30, "patience": 8})
+    assert st == ClassifierSettings(16, 3e-3, 30, 8) and ClassifierSettings.coerce(st) is st
+    assert st.as_dict() == {"width": 16, "lr": 3e-3, "epochs": 30, "patience": 8}
+    assert 4 <= len(DEFAULT_GRID) <= 6 and len(set(DEFAULT_GRID)) == len(DEFAULT_GRID)  # small, no repeats
+    with pytest.raises(ValueError, match="Unknown classifier setting"):
+        ClassifierSettings.coerce({"width": 8, "momentum": 0.9})
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        ClassifierSettings(lr=0)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        ClassifierSettings(epochs=0)
 
 
 # ---------------------------------------------------------------- images_to_tensor

@@ -139,3 +139,44 @@ def test_fold_with_most_levels_counts_each_group_once():
     assert im.fold_with_most_levels(tie, labels, groups) == 1  # ties: the larger training side
     with pytest.raises(ValueError, match="no folds"):
         im.fold_with_most_levels([], labels, groups)
+
+
+# ---- proportional cap -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("counts, max_total", [((1140, 100, 400), 500), ((3494, 1214), 1000), ((205, 87, 33), 150)])
+def test_proportional_cap_preserves_the_ratio(counts, max_total):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    kept = im.proportional_cap(labels, max_total, seed=1, min_per_class=5)
+    after = np.bincount(labels[kept], minlength=len(counts))
+    assert after.sum() == max_total and len(set(kept)) == len(kept) and np.array_equal(kept, np.sort(kept))
+    n, scale = np.array(counts), max_total / sum(counts)
+    assert np.all(np.abs(after - n * scale) < 1)  # each class within rounding of its share
+    before_ratio, after_ratio = im.cap_ratio(labels, kept)
+    assert before_ratio == pytest.approx(n.max() / n.min())
+    # max/min within rounding: (n_max s +- 1) / (n_min s -+ 1)
+    low, high = (n.max() * scale - 1) / (n.min() * scale + 1), (n.max() * scale + 1) / (n.min() * scale - 1)
+    assert low <= after_ratio <= high
+    assert np.array_equal(kept, im.proportional_cap(labels, max_total, seed=1, min_per_class=5))  # deterministic
+
+
+def test_proportional_cap_versus_the_per_class_cap():
+    labels = np.repeat(["rbc", "wbc", "platelet"], [1140, 100, 200])  # 11.4 : 1 : 2
+    flat = im.cap_class_counts(labels, 300, seed=0)
+    prop = im.proportional_cap(labels, 640, seed=0)
+    assert im.cap_ratio(labels, flat) == pytest.approx((11.4, 3.0))  # the per-class cap erases the imbalance
+    assert im.cap_ratio(labels, prop)[1] == pytest.approx(11.4, rel=0.03)
+
+
+def test_proportional_cap_floor_small_classes_and_errors():
+    labels = np.repeat([0, 1, 2], [1000, 100, 4])
+    kept = im.proportional_cap(labels, 110, min_per_class=10)
+    after = np.bincount(labels[kept])
+    # share 110/1104: 99.6, 9.96, 0.4; class 2 is kept whole (4 < 10), class 1 lifted to its floor 10, class 0 gets the rest
+    assert after.tolist() == [96, 10, 4]
+    kept = im.proportional_cap(labels, 110, min_per_class=2)
+    assert np.bincount(labels[kept]).tolist() == [98, 10, 2]  # class 2 floored at 2; 108 shared: 98.2, 9.8 -> 98, 10
+    assert len(im.proportional_cap(labels, 5000)) == len(labels)  # nothing to cap
+    with pytest.raises(ValueError, match="cannot keep 50 samples"):
+        im.proportional_cap(labels, 60, min_per_class=50)
+    with pytest.raises(ValueError, match="positive int"):
+        im.proportional_cap(labels, 0)

@@ -11,8 +11,9 @@ from scipy import stats
 from medgan_core.data.augment import ClassicAug
 from medgan_core.metrics.utility import (
     select_arms,
-    ALL_ARMS, PairedTest, UtilityResult, classification_metrics, induced_imbalance, paired_comparison,
-    run_utility_study, summarise, verdict_sentence,
+    ALL_ARMS, ClassifierSettings, PairedTest, UtilityResult, classification_metrics, degenerate_reason,
+    induced_imbalance, metric_functions, paired_comparison, run_utility_study, select_classifier_settings,
+    summarise, verdict_sentence,
 )
 from medgan_core.models.classifier import SmallCNN
 
@@ -135,22 +136,35 @@ def test_all_arms_binary_with_two_generators(task):
     wide = res.summary_table(["balanced_accuracy"])
     assert list(wide.index) == base + gan
     real = res.summary.set_index(["arm", "metric"]).loc[("real", "balanced_accuracy")]
-    # "0.612 (0.540 to 0.684)", or "0.500 (n/a)" when both seeds gave the same score (1 epoch can do that)
-    expected = (f"{real['mean']:.3f} (n/a)" if real.ci_high <= real.ci_low
+    # "0.612 (0.540 to 0.684)", or "0.500 (n/a)" when no interval or a zero-width one (1 epoch can do that)
+    expected = (f"{real['mean']:.3f} (n/a)" if not real.ci_high > real.ci_low
                 else f"{real['mean']:.3f} ({real.ci_low:.3f} to {real.ci_high:.3f})")
     assert wide.iloc[0, 0] == expected
     assert res.as_dict()["n_seeds"] == 2
-    assert res.paired_test.gan_arm.startswith("real+gan") and res.paired_test.base_arm in base
+    # One epoch of a width-4 CNN is often degenerate; then the pair is chosen among the others, or
+    # there is none and the verdict says why.
+    if res.paired_test is not None:
+        assert res.paired_test.gan_arm.startswith("real+gan") and res.paired_test.base_arm in base
+    else:
+        assert "degenerate" in res.verdict
+    assert set(res.test_proba) == set(res.table.arm) and res.test_proba["real"].shape == (2, len(test[1]), 2)
     assert "Training on synthetic images only (synthetic_only[a]) reached balanced accuracy" in res.verdict
 
 
 def test_majority_cap_and_balanced_warning(task):
-    res = run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
-                            epochs=1, size=16, max_train_per_class=40, progress=False)
+    with pytest.warns(UserWarning, match="erasing the imbalance under study"):  # 37.5:1 became 10:1
+        res = run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
+                                epochs=1, size=16, max_train_per_class=40, progress=False)
     assert res.train_counts == {"0": 40, "1": 40, "2": 4}
     assert res.notes == ["class 0 capped from 150 to 40 training images", "class 1 capped from 150 to 40 training images"]
     assert res.table.n_train.tolist() == [84]
     assert "no paired test" not in res.verdict and "says nothing about GAN images" in res.verdict
+    prop = run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
+                             epochs=1, size=16, max_train_total=100, progress=False)
+    # 150:150:4 shrunk to 100: the class of 4 is under the floor of 10, so it is kept whole
+    assert prop.train_counts == {"0": 48, "1": 48, "2": 4}
+    assert prop.notes == ["training set capped in proportion from 304 to 100 images "
+                          "(class ratio largest/smallest 37.5 before, 12.0 after)"]
     x, y = task["val"]  # balanced classes: 'balance' adds nothing, which is worth a warning
     with pytest.warns(UserWarning, match="add no synthetic image"):
         run_utility_study(tiny_cnn, (x, y), task["val"], task["test"], lambda c, n, s: x[:n], arms=("real+gan",),
@@ -215,12 +229,14 @@ def test_paired_comparison_and_verdict_by_hand():
     assert pt.mean_diff == pytest.approx(0.2) and pt.n_seeds == 3
     assert (pt.ci_low, pt.ci_high) == pytest.approx((0.2 - half, 0.2 + half))
     assert pt.t_pvalue == pytest.approx(stats.ttest_1samp([0.1, 0.2, 0.3], 0).pvalue)
-    assert pt.wilcoxon_pvalue == pytest.approx(0.25)  # the smallest exact two-sided p with 3 pairs
+    # 0.25 is the smallest exact two-sided p with 3 pairs; the stats module may decline to quote it (NaN)
+    assert pt.wilcoxon_pvalue == pytest.approx(0.25) or np.isnan(pt.wilcoxon_pvalue)
+    wilcoxon = "p = 0.25" if np.isfinite(pt.wilcoxon_pvalue) else "p = n/a"
     assert pt.outcome == "did not help" and pt.ci_low < 0  # 0.2 +- 0.248
     text = verdict_sentence(pt)
     assert text == ("Adding GAN images did not help: real+gan changed balanced accuracy by +0.200 "
                     f"(95% CI {0.2 - half:+.3f} to {0.2 + half:+.3f}) versus the best non-GAN arm (real, arms chosen on validation); "
-                    "the difference is not significant (paired t-test p = 0.074, Wilcoxon p = 0.25, 3 seeds).")
+                    f"the difference is not significant (paired t-test p = 0.074, Wilcoxon {wilcoxon}, 3 seeds).")
     helped = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, 0.03, 0.01, 0.05, 0.01, 0.06)
     hurt = PairedTest("balanced_accuracy", "real+gan[x]", "real", 5, -0.03, -0.05, -0.01, 0.01, 0.06)
     assert verdict_sentence(helped).startswith("Adding GAN images helped: real+gan[x] changed balanced accuracy by +0.030")
@@ -281,3 +297,172 @@ def test_induced_imbalance_thins_only_the_minority():
     none = induced_imbalance(train, val, test, 1, [0.5], make_sampler, lambda: SmallCNN(1, 2, width=2, image_size=16),
                              ["real"], [0], epochs=1, size=16, progress=False)
     assert len(calls) == 2 and none.n_minority.tolist() == [10, 10]  # no GAN arm: no generator trained
+
+
+# ---------------------------------------------------------------- degenerate runs
+
+class OneClassNet(torch.nn.Module):
+    """A planted degenerate classifier: whatever it sees, class 0 wins (its one weight changes nothing)."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((len(x), self.num_classes), -5.0)
+        logits[:, 0] = 5.0
+        return logits + 0 * self.w
+
+
+def test_degenerate_reason_by_hand():
+    assert degenerate_reason(np.array([1, 1, 1, 1]), 0.9, 3) == "one class predicted for every test image"
+    assert degenerate_reason(np.array([0, 1, 2]), 1 / 3 + 0.02, 3).startswith("validation balanced accuracy 0.353 at chance")
+    assert degenerate_reason(np.array([0, 1, 2]), 1 / 3 + 0.021, 3) == ""  # just above the tolerance
+    assert degenerate_reason(np.array([0, 0]), 0.5, 2).count(";") == 1  # both reasons
+    assert degenerate_reason(np.array([0, 1]), 0.55, 2, chance_tol=0.1) != ""
+    with pytest.raises(ValueError, match="num_classes"):
+        degenerate_reason(np.array([0]), 0.5, 1)
+
+
+def planted_table() -> pd.DataFrame:
+    """5 seeds of real, real+oversample and real+gan[x]; real+gan[x] seed 2 is a planted one-class run
+    whose test score would have flipped the paired test; real+oversample is degenerate everywhere
+    but has the best validation score."""
+    real = [0.70, 0.71, 0.72, 0.73, 0.74]
+    gan = [0.75, 0.76, 0.10, 0.78, 0.79]
+    rows = []
+    for arm, bacc, val, deg in (("real", real, 0.80, [""] * 5),
+                                ("real+oversample", [0.5] * 5, 0.99, ["one class predicted for every test image"] * 5),
+                                ("real+gan[x]", gan, 0.85, ["", "", "one class predicted for every test image", "", ""])):
+        rows += [{"arm": arm, "seed": s, "balanced_accuracy": b, "val_balanced_accuracy": val, "degenerate": d}
+                 for s, (b, d) in enumerate(zip(bacc, deg))]
+    return pd.DataFrame(rows)
+
+
+def test_planted_degenerate_run_is_flagged_and_left_out_of_the_verdict():
+    table = planted_table()
+    summary = summarise(table, ["balanced_accuracy"]).set_index("arm")
+    assert summary.n_degenerate.to_dict() == {"real": 0, "real+oversample": 5, "real+gan[x]": 1}
+    assert summary.loc["real+gan[x]", "mean"] == pytest.approx(np.mean([0.75, 0.76, 0.10, 0.78, 0.79]))  # reported
+    # the all-degenerate arm is never chosen, although its validation score is the best
+    assert select_arms(table, ["real+gan[x]"], ["real", "real+oversample"]) == ("real+gan[x]", "real")
+    pt = paired_comparison(table, "real+gan[x]", "real")
+    assert pt.n_seeds == 4 and pt.mean_diff == pytest.approx(0.05)  # seed 2 left out
+    assert pt.left_out == ["real+gan[x] seed 2 (one class predicted for every test image)"]
+    assert pt.outcome == "helped"
+    text = verdict_sentence(pt, summarise(table, ["balanced_accuracy"]))
+    assert text.startswith("Adding GAN images helped: real+gan[x] changed balanced accuracy by +0.050")
+    assert "Left out of the paired test as degenerate: real+gan[x] seed 2 (one class predicted for every test image)." in text
+    assert "Degenerate in every seed, so never chosen: real+oversample." in text
+    # Without the flag the planted run would have dragged the difference below zero.
+    assert paired_comparison(table.drop(columns="degenerate"), "real+gan[x]", "real").mean_diff < 0
+
+
+def test_verdict_is_withheld_when_the_baseline_is_mostly_degenerate():
+    table = planted_table()
+    table.loc[(table.arm == "real") & table.seed.isin([0, 1, 3]), "degenerate"] = "one class predicted for every test image"
+    summary = summarise(table, ["balanced_accuracy"])
+    pt = paired_comparison(table, "real+gan[x]", "real")
+    text = verdict_sentence(pt, summary)
+    assert text.startswith("No verdict about GAN images: the baseline cannot see an effect, because the real arm "
+                           "was degenerate in 3 of 5 seeds")
+    assert "helped" not in text and "For the record: real+gan[x] minus real" in text
+    table.loc[(table.arm == "real") & (table.seed == 3), "degenerate"] = ""  # 2 of 5: not most, a verdict again
+    assert verdict_sentence(paired_comparison(table, "real+gan[x]", "real"),
+                            summarise(table, ["balanced_accuracy"])).startswith("Adding GAN images")
+
+
+def test_planted_one_class_classifier_end_to_end(task):
+    """A classifier that answers class 0 for everything: every run flagged, the verdict withheld."""
+    res = run_utility_study(lambda: OneClassNet(3), task["train"], task["val"], task["test"],
+                            lambda c, n, s: task["pool"][0][:n], arms=("real", "real+gan"), seeds=(0, 1, 2),
+                            epochs=1, size=16, progress=False, interval_boot=50)
+    assert (res.table.degenerate.str.startswith("one class predicted for every test image")).all()
+    assert res.table.degenerate.str.contains("at chance").all()  # val balanced accuracy exactly 1/3
+    assert res.summary.groupby("arm").n_degenerate.first().to_dict() == {"real": 3, "real+gan": 3}
+    assert res.paired_test is None
+    assert res.verdict.startswith("No verdict about GAN images: the baseline cannot see an effect")
+    assert res.summary_table(["balanced_accuracy"])["degenerate runs"].tolist() == ["3 of 3", "3 of 3"]
+    assert len(res.as_dict()["degenerate_runs"]) == 6
+
+
+# ---------------------------------------------------------------- settings chosen on validation
+
+def test_settings_selection_picks_the_best_validation_point(task):
+    """Planted grid: width 1 builds the one-class net (chance), lr 1e-9 leaves a CNN untrained, and
+    the one sensible point must win; ties go to the earlier point."""
+    def build(width: int = 8):
+        return OneClassNet(3) if width == 1 else SmallCNN(1, 3, width=width, image_size=16)
+
+    grid = [ClassifierSettings(width=1, lr=1e-3, epochs=1, patience=None),
+            ClassifierSettings(width=8, lr=1e-9, epochs=1, patience=None),
+            ClassifierSettings(width=8, lr=3e-3, epochs=6, patience=None),
+            {"width": 1, "lr": 1e-2, "epochs": 1, "patience": None}]
+    best, table = select_classifier_settings(build, task["train"], task["val"], grid, seed=0, size=16)
+    scores = table.val_balanced_accuracy.to_numpy()
+    assert best == grid[2] and table.chosen.tolist() == [False, False, True, False]
+    assert scores[2] == scores.max() and scores[2] > 0.6
+    assert scores[0] == pytest.approx(1 / 3) and table.degenerate[0] != "" and table.degenerate[2] == ""
+    assert list(table.columns[:4]) == ["width", "lr", "epochs", "patience"]
+    # Ties: both one-class points score exactly 1/3; the earlier one wins.
+    tie, t2 = select_classifier_settings(build, task["train"], task["val"], [grid[3], grid[0]], seed=0, size=16)
+    assert tie == ClassifierSettings.coerce(grid[3]) and t2.chosen.tolist() == [True, False]
+
+
+def test_run_utility_study_records_the_chosen_settings(task):
+    calls = []
+
+    def build(width: int = 8):
+        calls.append(width)
+        return SmallCNN(1, 3, width=width, image_size=16)
+
+    grid = [ClassifierSettings(width=4, lr=1e-9, epochs=1, patience=None),
+            ClassifierSettings(width=8, lr=3e-3, epochs=3, patience=None)]
+    res = run_utility_study(build, task["train"], task["val"], task["test"], arms=("real", "real+oversample"),
+                            seeds=(0, 1), grid=grid, size=16, progress=False, interval_boot=50)
+    assert res.settings == {"width": 8, "lr": 3e-3, "epochs": 3, "patience": None, "source": "grid"}
+    assert calls == [4, 8] + [8] * 4  # the grid once (2 points), then every arm and seed at the winner
+    assert res.settings_table.chosen.tolist() == [False, True] and (res.table.epochs_run == 3).all()
+    assert res.as_dict()["settings"]["width"] == 8 and len(res.as_dict()["settings_grid"]) == 2
+    fixed = run_utility_study(build, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
+                              settings={"width": 4, "lr": 1e-3, "epochs": 1, "patience": None}, size=16, progress=False)
+    assert fixed.settings["source"] == "given" and fixed.settings_table is None and calls[-1] == 4
+    default = run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
+                                epochs=1, size=16, progress=False)
+    assert default.settings == {"width": None, "lr": 1e-3, "epochs": 1, "patience": 5, "source": "defaults"}
+    with pytest.raises(ValueError, match="must accept width"):
+        run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), grid=grid,
+                          size=16, progress=False)
+    with pytest.raises(ValueError, match="not both"):
+        run_utility_study(build, task["train"], task["val"], task["test"], arms=("real",), grid=grid,
+                          settings=grid[0], size=16, progress=False)
+
+
+# ---------------------------------------------------------------- intervals over seeds and test cases
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_metric_functions_match_classification_metrics(k):
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 200)
+    logits = rng.normal(size=(200, k)) + 1.5 * np.eye(k)[y]
+    logits[:20] = np.round(logits[:20])  # some tied scores
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    names = [f"c{c}" for c in range(k)]
+    want = classification_metrics(y, proba, names, minority_class=1)
+    got = {m: f(y, proba) for m, f in metric_functions(names, minority_class=1).items()}
+    assert set(got) == set(want)
+    for m in want:
+        assert got[m] == pytest.approx(want[m], abs=1e-12), m
+
+
+def test_summary_interval_covers_test_sampling(task):
+    """Two seeds that agree exactly still get an interval: the test set is resampled too."""
+    table = pd.DataFrame({"arm": ["real"] * 2, "seed": [0, 1], "accuracy": [0.75, 0.75]})
+    y = np.array([0, 1, 0, 1] * 10)
+    proba = np.stack([np.eye(2)[np.where(np.arange(40) % 4 == 0, 1 - y, y)]] * 2)  # 3 of 4 right, both seeds
+    fns = {"accuracy": lambda yt, p: float(np.mean(p.argmax(1) == yt))}
+    seed_only = summarise(table, ["accuracy"]).iloc[0]
+    both = summarise(table, ["accuracy"], {"real": proba}, y, fns, n_boot=200).iloc[0]
+    assert np.isnan(seed_only.ci_low) or seed_only.ci_low == seed_only.ci_high  # 2 equal seeds: nothing
+    assert both["mean"] == pytest.approx(0.75) and both.ci_low < 0.75 < both.ci_high

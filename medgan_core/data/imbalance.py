@@ -7,7 +7,9 @@ of a frame. Everything random is driven by one ``seed`` through :func:`numpy.ran
 
 - :func:`class_counts`, :func:`imbalance_ratio`: describe a label vector;
 - :func:`subsample_class`, :func:`cap_class_counts`: make a class rarer (to study imbalance)
-  or cap very large classes (to fit a CPU budget);
+  or cap very large classes (to fit a CPU budget; this flattens the imbalance);
+- :func:`proportional_cap`, :func:`cap_ratio`: shrink a set to a total while keeping its class
+  ratio (to fit a CPU budget *without* erasing the imbalance under study);
 - :func:`stratified_split`: train / val / test with each class split in the same proportions;
 - :func:`grouped_split`, :func:`grouped_kfold`: splits where no group (a patient) is in two
   parts, stratified as far as the groups allow; :func:`fold_with_most_levels` picks a held-out fold;
@@ -104,6 +106,71 @@ def cap_class_counts(labels: Sequence | np.ndarray | pd.Series, max_per_class: i
         kept.append(members if len(members) <= max_per_class
                     else rng.choice(members, size=int(max_per_class), replace=False))
     return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+def proportional_cap(labels: Sequence | np.ndarray | pd.Series, max_total: int, seed: int = 0,
+                     min_per_class: int = 10) -> np.ndarray:
+    """Keep at most ``max_total`` random samples, every class shrunk by the same factor.
+
+    Each class of ``n_c`` samples keeps ``n_c * s`` of them, rounded to whole samples by the
+    largest-remainder rule, with ``s = max_total / N`` so the class ratio (largest / smallest)
+    is kept within rounding; :func:`cap_ratio` reports it before and after. A class that would
+    fall below ``min_per_class`` keeps ``min(n_c, min_per_class)`` instead, and the others share
+    what is left in proportion (only then does the ratio shrink, and only for those classes).
+    Nothing is dropped when ``N <= max_total``. Compare :func:`cap_class_counts`, which caps
+    every class at one count and so erases the imbalance.
+
+    Args:
+        labels: class names or integers, one per sample.
+        max_total: the most samples kept in all (>= 1).
+        seed: random seed of which samples are kept.
+        min_per_class: the fewest samples a class keeps (a smaller class is kept whole).
+
+    Returns:
+        Sorted positions of the samples kept.
+    """
+    arr = _as_labels(labels)
+    if int(max_total) != max_total or max_total < 1:
+        raise ValueError(f"max_total must be a positive int, got {max_total}.")
+    if int(min_per_class) != min_per_class or min_per_class < 0:
+        raise ValueError(f"min_per_class must be an int >= 0, got {min_per_class}.")
+    counts = class_counts(arr)
+    n = counts.to_numpy()
+    if n.sum() <= max_total:
+        return np.arange(len(arr), dtype=np.int64)
+    floor = np.minimum(n, int(min_per_class))
+    if floor.sum() > max_total:
+        raise ValueError(f"max_total={max_total} cannot keep {int(min_per_class)} samples of each of the "
+                         f"{len(n)} classes ({int(floor.sum())} needed); raise max_total or lower min_per_class.")
+    floored = np.zeros(len(n), dtype=bool)
+    while True:  # classes whose proportional share falls under their floor keep the floor
+        budget = max_total - floor[floored].sum()
+        scale = budget / n[~floored].sum()
+        newly = ~floored & (n * scale < floor)
+        if not newly.any():
+            break
+        floored |= newly
+    keep_n = floor.copy()
+    free = np.flatnonzero(~floored)
+    keep_n[free] = _largest_remainder(int(budget), n[free] / n[free].sum())
+    rng = np.random.default_rng(seed)
+    kept = [rng.choice(np.flatnonzero(arr == cls), size=int(m), replace=False)
+            for cls, m in zip(counts.index, keep_n)]
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+def cap_ratio(labels: Sequence | np.ndarray | pd.Series, keep: np.ndarray) -> tuple[float, float]:
+    """Class ratio (largest / smallest class) before and after keeping the positions ``keep``.
+
+    Args:
+        labels: class names or integers, one per sample (before the cap).
+        keep: positions kept (from :func:`proportional_cap` or :func:`cap_class_counts`).
+
+    Returns:
+        ``(ratio before, ratio after)``, e.g. ``(11.4, 11.4)`` for a proportional cap.
+    """
+    arr = _as_labels(labels)
+    return imbalance_ratio(arr), imbalance_ratio(arr[np.asarray(keep, dtype=np.int64)])
 
 
 def _check_fractions(fractions: Sequence[float], names: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -19,25 +19,47 @@ named ``real+gan[bagan]`` and so on. Synthetic images are drawn once per seed an
 reused by every arm. Arms with the same seed start from the same initial weights and see the
 same shuffling generator, so seeds pair the arms.
 
+**Classifier settings** (width, learning rate, epochs, patience) are chosen once per task on the
+validation split: :func:`select_classifier_settings` trains the ``real`` arm's recipe once per
+point of a small grid (:data:`~medgan_core.models.classifier.DEFAULT_GRID`, 5 points) and keeps
+the best validation balanced accuracy; every arm and seed then reuses those settings
+(``run_utility_study(..., grid=DEFAULT_GRID)``; the choice is ``UtilityResult.settings`` and the
+grid's scores ``UtilityResult.settings_table``).
+
 Reported per arm and seed: balanced accuracy, macro one-vs-rest ROC AUC, the recall of the
-smallest training class, per-class F1 and, for binary tasks, the sensitivity at 90% specificity.
-The summary gives each arm's mean with a 95% t-interval over seeds (clipped to [0, 1], the range
-of every metric here). The best arm that adds GAN images to real ones is compared with the best
-arm without GAN images in a paired test over seeds; "best" is chosen by mean *validation*
-balanced accuracy, never by a test score (model selection uses the validation split only) (paired t-test and Wilcoxon signed-rank), and the verdict
-sentence is generated from that comparison:
+smallest training class, per-class F1, accuracy and, for binary tasks, the sensitivity at 90%
+specificity. The summary gives each arm's mean over seeds with a 95% interval that covers both
+seed variation and test-set sampling: seeds and test images are resampled together
+(``stats.seed_and_test_interval``, on the stored test probabilities; clipped to [0, 1], the
+range of every metric here). :func:`summarise` on a bare table falls back to the t-interval
+over seeds.
+
+**Degenerate runs** are flagged in the per-run table (column ``degenerate``: the reason, empty
+when the run is fine) and counted in the summary (``n_degenerate``): a run that predicts one
+class for every test image, or whose best validation balanced accuracy is at chance,
+``<= 1/K + chance_tol`` (:data:`CHANCE_TOL` = 0.02 by default: a classifier that beats chance
+by less than two points of balanced accuracy has not learnt the task). They are left out of the
+verdict (the arm choice and the paired test), and the verdict sentence says which and why; when
+the ``real`` arm itself is degenerate in more than half of its seeds the baseline cannot see an
+effect and the verdict is withheld (its numbers are still given).
+
+The best arm that adds GAN images to real ones is compared with the best arm without GAN images
+in a paired test over seeds (paired t-test and Wilcoxon signed-rank); "best" is chosen by mean
+*validation* balanced accuracy, never by a test score (model selection uses the validation split
+only), and the verdict sentence is generated from that comparison:
 
     d_s = m(gan arm, seed s) - m(best non-GAN arm, seed s),
     CI = mean(d) +- t_{0.975, S-1} sd(d) / sqrt(S);
     "helped" if the CI is above 0 (t-test p < 0.05), "hurt" if below 0, else "did not help".
 
-Both intervals and both tests come from :mod:`medgan_core.metrics.stats` (``t_interval``,
-``paired_test``). :func:`induced_imbalance` is the BAGAN paper's protocol on top of the harness:
+Every interval and test comes from :mod:`medgan_core.metrics.stats` (``seed_and_test_interval``,
+``t_interval``, ``paired_test``). :func:`induced_imbalance` is the BAGAN paper's protocol on top of the harness:
 thin out one class, retrain the generators, rerun the arms.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,21 +69,30 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.stats import rankdata
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score, roc_auc_score, roc_curve
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm.auto import tqdm
 
 from medgan_core.data.augment import ClassicAug
-from medgan_core.data.imbalance import subsample_class
+from medgan_core.data.imbalance import cap_ratio, imbalance_ratio, proportional_cap, subsample_class
 from medgan_core.metrics.stats import format_ci, paired_test, t_interval
-from medgan_core.models.classifier import fit_classifier, images_to_tensor, predict_proba
+
+try:  # the joint seed + test-case bootstrap (STUDY.md section 5); older stats modules lack it
+    from medgan_core.metrics.stats import seed_and_test_interval
+except ImportError:  # pragma: no cover - then the summary falls back to the t-interval over seeds
+    seed_and_test_interval = None
+from medgan_core.models.classifier import (
+    DEFAULT_GRID, ClassifierSettings, fit_classifier, images_to_tensor, predict_proba,
+)
 from medgan_core.train.seeding import seed_everything
 
 __all__ = [
     "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "PairedTest", "UtilityResult",
     "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "select_arms",
-    "verdict_sentence", "induced_imbalance",
+    "verdict_sentence", "induced_imbalance", "select_classifier_settings", "degenerate_reason",
+    "ClassifierSettings", "DEFAULT_GRID", "CHANCE_TOL", "metric_functions",
 ]
 
 ALL_ARMS: tuple[str, ...] = (
@@ -74,6 +105,8 @@ ADD_GAN_ARMS: tuple[str, ...] = ("real+gan", "real+gan+classic_aug")  # real ima
 
 Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uint8 `(n, H, W[, C])`
 Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labels `(N,)`
+CHANCE_TOL = 0.02  # a run whose validation balanced accuracy is <= 1/K + CHANCE_TOL is "at chance"
+ONE_CLASS = "one class predicted for every test image"
 
 
 @dataclass
@@ -91,6 +124,8 @@ class PairedTest:
         t_pvalue: paired t-test p-value (two-sided).
         wilcoxon_pvalue: Wilcoxon signed-rank p-value (two-sided; >= 0.25 with 3 seeds).
         diffs: per-seed differences.
+        left_out: degenerate runs of the two arms left out of the test, ``"real seed 3 (reason)"``.
+        wilcoxon_note: why the Wilcoxon p is not quoted (too few pairs to reach 0.05), or ``""``.
     """
 
     metric: str
@@ -103,6 +138,8 @@ class PairedTest:
     t_pvalue: float
     wilcoxon_pvalue: float
     diffs: list[float] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    wilcoxon_note: str = ""
 
     @property
     def significant(self) -> bool:
@@ -127,8 +164,10 @@ class UtilityResult:
 
     Args:
         table: one row per arm x seed: ``arm, base_arm, gan, seed``, the metrics, and
-            ``val_balanced_accuracy, best_epoch, epochs_run, n_train, seconds``.
-        summary: one row per arm x metric: ``arm, metric, mean, ci_low, ci_high, std, n_seeds``.
+            ``val_balanced_accuracy, best_epoch, epochs_run, n_train, seconds, degenerate`` (the
+            reason a run is degenerate, ``""`` when it is not).
+        summary: one row per arm x metric: ``arm, metric, mean, ci_low, ci_high, std, n_seeds,
+            n_degenerate`` (means over every run, degenerate ones included).
         paired_test: best GAN arm vs best non-GAN arm (``None`` when either is missing).
         verdict: the generated verdict sentence.
         class_names: class names, in label order.
@@ -137,6 +176,13 @@ class UtilityResult:
         metrics: names of the metric columns.
         train_counts: real training images per class actually used (after any cap).
         notes: plain-language notes for the report (classes capped, ...).
+        settings: the classifier settings every arm and seed used (``width, lr, epochs, patience``)
+            and ``"source"``: ``"grid"`` (chosen on validation), ``"given"`` or ``"defaults"``.
+        settings_table: the grid's validation scores (one row per point, ``chosen`` marks the
+            winner; from :func:`select_classifier_settings`), or ``None`` without a grid.
+        test_proba: per arm, the test probabilities of every seed `(S, N_test, K)` (seeds in
+            table order), for intervals that resample test cases.
+        y_test: the test labels `(N_test,)`.
     """
 
     table: pd.DataFrame
@@ -149,11 +195,16 @@ class UtilityResult:
     metrics: list[str]
     train_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    settings_table: pd.DataFrame | None = None
+    test_proba: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    y_test: np.ndarray | None = field(default=None, repr=False)
 
     def summary_table(self, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
         """Wide table for a report: one row per arm, ``"mean (low to high)"`` per metric.
 
         A missing or zero-width interval reads ``"mean (n/a)"`` (:func:`~medgan_core.metrics.stats.format_ci`).
+        When any run is degenerate a last column ``degenerate runs`` reads ``"2 of 5"`` per arm.
 
         Args:
             metrics: the metric columns to show (default all).
@@ -163,7 +214,11 @@ class UtilityResult:
         s = self.summary[self.summary.metric.isin(metrics)]
         cell = s.apply(lambda r: format_ci(r["mean"], r.ci_low, r.ci_high, digits), axis=1)
         wide = s.assign(cell=cell).pivot(index="arm", columns="metric", values="cell")
-        return wide.reindex(index=list(dict.fromkeys(self.summary.arm)), columns=metrics)
+        wide = wide.reindex(index=list(dict.fromkeys(self.summary.arm)), columns=metrics)
+        if "n_degenerate" in self.summary and self.summary.n_degenerate.gt(0).any():
+            first = self.summary.groupby("arm", sort=False).first()
+            wide["degenerate runs"] = [f"{int(first.n_degenerate[a])} of {int(first.n_runs[a])}" for a in wide.index]
+        return wide
 
     def as_dict(self) -> dict[str, Any]:
         """Nested plain dict (per-arm means and CIs, paired test, verdict) for ``metrics.json``."""
@@ -179,6 +234,10 @@ class UtilityResult:
             "train_counts": self.train_counts,
             "notes": self.notes,
             "n_seeds": int(self.table.seed.nunique()),
+            "settings": self.settings,
+            "settings_grid": None if self.settings_table is None else self.settings_table.to_dict("records"),
+            "degenerate_runs": (self.table.loc[self.table.degenerate != "", ["arm", "seed", "degenerate"]]
+                                .to_dict("records") if "degenerate" in self.table else []),
         }
 
 
@@ -196,7 +255,8 @@ def classification_metrics(
 
     Returns:
         ``balanced_accuracy``, ``macro_auc`` (NaN if a class is absent from ``y_true``),
-        ``minority_recall``, ``sens_at_spec90`` (binary only) and ``f1[<name>]`` per class.
+        ``minority_recall``, ``sens_at_spec90`` (binary only), ``f1[<name>]`` per class and
+        ``accuracy`` (the share of test images right, as MedMNIST reports it).
     """
     k = len(class_names)
     if proba.shape != (len(y_true), k):
@@ -221,35 +281,182 @@ def classification_metrics(
             out["sens_at_spec90"] = float(tpr[fpr <= 0.10 + 1e-12].max())
     f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     out.update({f"f1[{name}]": float(v) for name, v in zip(class_names, f1)})
+    out["accuracy"] = float(np.mean(y_pred == y_true))
     return out
 
 
-def summarise(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Per arm and metric: mean and 95% t-interval over seeds.
+def degenerate_reason(test_pred: np.ndarray, val_balanced_accuracy: float, num_classes: int,
+                      chance_tol: float = CHANCE_TOL) -> str:
+    """Why a trained classifier is degenerate, or ``""`` when it is not.
+
+    Two signs, either is enough: it predicts one class for every test image (with more than one
+    test image), or its best validation balanced accuracy is at chance, ``<= 1/K + chance_tol``.
 
     Args:
-        table: the per-run table (columns ``arm``, ``seed`` and the metrics).
-        metrics: the metric columns.
+        test_pred: predicted test classes `(n,)`.
+        val_balanced_accuracy: the run's best validation balanced accuracy (NaN: not checked).
+        num_classes: K.
+        chance_tol: how far above chance ``1/K`` still counts as chance (default :data:`CHANCE_TOL`).
 
     Returns:
-        Long frame ``arm, metric, mean, ci_low, ci_high, std, n_seeds`` (arms in table order).
+        The reasons joined by ``"; "`` (e.g. ``"one class predicted for every test image"``), or ``""``.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+    if not chance_tol >= 0:
+        raise ValueError(f"chance_tol must be >= 0, got {chance_tol}.")
+    test_pred = np.asarray(test_pred).reshape(-1)
+    reasons = []
+    if len(test_pred) > 1 and len(np.unique(test_pred)) == 1:
+        reasons.append(ONE_CLASS)
+    chance = 1.0 / num_classes
+    if np.isfinite(val_balanced_accuracy) and val_balanced_accuracy <= chance + chance_tol + 1e-12:
+        reasons.append(f"validation balanced accuracy {val_balanced_accuracy:.3f} at chance "
+                       f"(<= 1/{num_classes} + {chance_tol:g})")
+    return "; ".join(reasons)
+
+
+def _auc(pos: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of ``score`` for the boolean ``pos`` (average ranks for ties); NaN without both sides."""
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _sens_at_spec90(pos: np.ndarray, score: np.ndarray) -> float:
+    """Largest sensitivity at a threshold with false-positive rate <= 0.10 (as ``roc_curve`` gives it)."""
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="stable")
+    s, p = score[order], pos[order]
+    last = np.r_[s[1:] != s[:-1], True]  # last position of each run of tied scores: one threshold each
+    tpr = np.r_[0.0, np.cumsum(p)[last] / n_pos]
+    fpr = np.r_[0.0, np.cumsum(~p)[last] / n_neg]
+    return float(tpr[fpr <= 0.10 + 1e-12].max())
+
+
+def metric_functions(class_names: Sequence[str], minority_class: int,
+                     positive_class: int = 1) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """The metrics of :func:`classification_metrics` as fast numpy functions ``f(y_true, proba) -> float``.
+
+    They give the same numbers as :func:`classification_metrics` on a full test split, and are
+    what the seed + test-case bootstrap recomputes on every resample; a metric that needs a class
+    the resample lacks (its recall, an AUC) is NaN there instead of 0 (NaN resamples are dropped).
+
+    Args:
+        class_names: the K class names.
+        minority_class: index of the smallest training class.
+        positive_class: for binary tasks, the class of ``sens_at_spec90``.
+    """
+    k = len(class_names)
+
+    def confusion(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        return np.bincount(y * k + proba.argmax(1), minlength=k * k).reshape(k, k)  # rows: true class
+
+    def balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+        c = confusion(y, proba)
+        present = c.sum(1) > 0
+        return float(np.mean(np.diag(c)[present] / c.sum(1)[present]))
+
+    def minority_recall(y: np.ndarray, proba: np.ndarray) -> float:
+        c = confusion(y, proba)
+        n = c[minority_class].sum()
+        return float(c[minority_class, minority_class] / n) if n else float("nan")
+
+    def macro_auc(y: np.ndarray, proba: np.ndarray) -> float:
+        if k == 2:
+            return _auc(y == 1, proba[:, 1])
+        return float(np.mean([_auc(y == c, proba[:, c]) for c in range(k)]))  # NaN if a class is absent
+
+    def f1_of(c: int) -> Callable[[np.ndarray, np.ndarray], float]:
+        def f1(y: np.ndarray, proba: np.ndarray) -> float:
+            m = confusion(y, proba)
+            den = m[c].sum() + m[:, c].sum()  # 2 tp + fn + fp
+            return float(2 * m[c, c] / den) if den else 0.0
+        return f1
+
+    fns: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        "balanced_accuracy": balanced_accuracy, "macro_auc": macro_auc, "minority_recall": minority_recall}
+    if k == 2:
+        fns["sens_at_spec90"] = lambda y, proba: _sens_at_spec90(y == positive_class, proba[:, positive_class])
+    fns.update({f"f1[{name}]": f1_of(c) for c, name in enumerate(class_names)})
+    fns["accuracy"] = lambda y, proba: float(np.mean(proba.argmax(1) == y))
+    return fns
+
+
+def _arm_interval(values: np.ndarray, proba: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                  fn: Callable[[np.ndarray, np.ndarray], float] | None = None, n_boot: int = 1000,
+                  seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% interval of one arm's metric: THE ONE CALL SITE of the summary's interval.
+
+    With the arm's test probabilities `(S, N, K)`, the test labels and the metric's function:
+    :func:`medgan_core.metrics.stats.seed_and_test_interval` (seeds and test cases resampled
+    together, STUDY.md section 5). Without them (or with an older stats module): the t-interval
+    over seeds of ``values``.
+    """
+    if proba is not None and y_test is not None and fn is not None and seed_and_test_interval is not None:
+        mean, low, high = seed_and_test_interval(proba, y_test, fn, n_boot=n_boot, seed=seed)
+        return mean, (max(low, 0.0) if np.isfinite(low) else low), (min(high, 1.0) if np.isfinite(high) else high)
+    return t_interval(values, clip=(0.0, 1.0))  # every metric here lives in [0, 1]
+
+
+def summarise(table: pd.DataFrame, metrics: Sequence[str], test_proba: Mapping[str, np.ndarray] | None = None,
+              y_test: np.ndarray | None = None,
+              metric_fns: Mapping[str, Callable[[np.ndarray, np.ndarray], float]] | None = None,
+              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per arm and metric: mean and 95% interval, and how many runs were degenerate.
+
+    The interval covers seeds and test-set sampling (``seed_and_test_interval``) when the test
+    probabilities, the test labels and the metric functions are given (as
+    :func:`run_utility_study` does); otherwise it is the t-interval over seeds.
+
+    Args:
+        table: the per-run table (columns ``arm``, ``seed``, the metrics and optionally
+            ``degenerate``: a non-empty string marks a degenerate run).
+        metrics: the metric columns.
+        test_proba: per arm, test probabilities `(S, N, K)` in the table's seed order.
+        y_test: test labels `(N,)`.
+        metric_fns: ``{metric: f(y_true, proba)}`` (:func:`metric_functions`).
+        n_boot: bootstrap resamples per arm and metric.
+        seed: seed of the bootstrap.
+
+    Returns:
+        Long frame ``arm, metric, mean, ci_low, ci_high, std, n_seeds, n_runs, n_degenerate``
+        (arms in table order; ``n_seeds`` counts the runs with a finite value of the metric;
+        ``std`` is over seeds).
     """
     rows = []
     for arm, grp in table.groupby("arm", sort=False):
+        n_deg = int(grp["degenerate"].astype(bool).sum()) if "degenerate" in grp else 0
+        proba = None if test_proba is None else test_proba.get(arm)
         for metric in metrics:
             values = grp[metric].dropna().to_numpy(dtype=float)
-            mean, low, high = t_interval(values, clip=(0.0, 1.0))  # every metric here lives in [0, 1]
+            fn = None if metric_fns is None else metric_fns.get(metric)
+            mean, low, high = _arm_interval(values, proba, y_test, fn, n_boot, seed)
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
             rows.append({"arm": arm, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
-                         "std": sd, "n_seeds": len(values)})
+                         "std": sd, "n_seeds": len(values), "n_runs": len(grp), "n_degenerate": n_deg})
     return pd.DataFrame(rows)
+
+
+def _is_degenerate(table: pd.DataFrame) -> pd.Series:
+    """Boolean per row: a non-empty ``degenerate`` reason (all False without the column)."""
+    if "degenerate" not in table:
+        return pd.Series(False, index=table.index)
+    return table["degenerate"].fillna("").astype(str).ne("")
 
 
 def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: str = "balanced_accuracy") -> PairedTest:
     """Paired t-test and Wilcoxon signed-rank test of ``gan_arm - base_arm`` over shared seeds.
 
     The numbers come from :func:`medgan_core.metrics.stats.paired_test` (seeds where either arm's
-    metric is NaN are left out).
+    metric is NaN are left out, and so are seeds where either arm's run is degenerate: they are
+    listed in :attr:`PairedTest.left_out`).
 
     Args:
         table: the per-run table.
@@ -257,12 +464,16 @@ def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: 
         base_arm: the arm it is compared with.
         metric: the metric column.
     """
-    a = table[table.arm == gan_arm].set_index("seed")[metric]
-    b = table[table.arm == base_arm].set_index("seed")[metric]
+    bad = _is_degenerate(table)
+    left_out = [f"{r.arm} seed {r.seed} ({r.degenerate})" for r in table[bad & table.arm.isin([base_arm, gan_arm])]
+                .sort_values(["seed"], kind="stable").itertuples()]
+    ok = table[~bad]
+    a = ok[ok.arm == gan_arm].set_index("seed")[metric]
+    b = ok[ok.arm == base_arm].set_index("seed")[metric]
     seeds = a.index.intersection(b.index)
     t = paired_test(a.loc[seeds].to_numpy(dtype=float), b.loc[seeds].to_numpy(dtype=float))
     return PairedTest(metric, gan_arm, base_arm, t["n"], t["mean_diff"], t["ci_low"], t["ci_high"], t["t_pvalue"],
-                      t["wilcoxon_pvalue"], t["diffs"])
+                      t["wilcoxon_pvalue"], t["diffs"], left_out, t.get("wilcoxon_note", ""))
 
 
 def select_arms(table: pd.DataFrame, gan_arms: Sequence[str], base_arms: Sequence[str],
@@ -274,9 +485,16 @@ def select_arms(table: pd.DataFrame, gan_arms: Sequence[str], base_arms: Sequenc
         gan_arms: arms that add GAN images to real ones.
         base_arms: arms without GAN images.
         by: the column to rank arms by (its mean over seeds); a validation score.
+
+    Degenerate runs (column ``degenerate``) are left out of the means; an arm whose every run is
+    degenerate cannot be chosen (a ``ValueError`` when no arm of one side is left).
     """
-    means = table.groupby("arm")[by].mean()
-    return max(gan_arms, key=lambda a: means[a]), max(base_arms, key=lambda a: means[a])
+    means = table[~_is_degenerate(table)].groupby("arm")[by].mean()
+    gan_ok, base_ok = [a for a in gan_arms if a in means.index], [a for a in base_arms if a in means.index]
+    if not gan_ok or not base_ok:
+        raise ValueError(f"Every run of the {'GAN' if not gan_ok else 'non-GAN'} arms is degenerate "
+                         "(or missing): no arm of that side can be chosen.")
+    return max(gan_ok, key=lambda a: means[a]), max(base_ok, key=lambda a: means[a])
 
 
 def _signed(x: float) -> str:
@@ -292,23 +510,60 @@ def _fmt_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = None) -> str:
-    """The verdict, generated from a paired test (and the summary, for the synthetic-only arm).
+def _degenerate_counts(summary: pd.DataFrame | None) -> dict[str, tuple[int, int]]:
+    """``{arm: (degenerate runs, runs)}`` from a summary with ``n_degenerate`` (arms with none left out)."""
+    if summary is None or "n_degenerate" not in summary or summary.empty:
+        return {}
+    first = summary.groupby("arm", sort=False).first()
+    runs = first["n_runs"] if "n_runs" in first else first["n_seeds"]
+    return {a: (int(first.n_degenerate[a]), int(runs[a])) for a in first.index if first.n_degenerate[a] > 0}
+
+
+def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = None, baseline: str = "real") -> str:
+    """The verdict, generated from a paired test (and the summary, for degenerate runs and the synthetic-only arm).
 
     Args:
-        test: the paired comparison, or ``None`` when no GAN arm or no non-GAN arm was run.
-        summary: the per-arm summary; when it holds a ``synthetic_only`` arm a second sentence
-            compares it with ``real``.
+        test: the paired comparison, or ``None`` when no GAN arm or no non-GAN arm was run (or
+            every run of one side was degenerate).
+        summary: the per-arm summary. With ``n_degenerate`` (from :func:`summarise`): when the
+            ``baseline`` arm is degenerate in more than half of its runs the verdict is withheld
+            (the baseline cannot see an effect), and arms degenerate in every run are named.
+            When it holds a ``synthetic_only`` arm a last sentence compares it with ``real``.
+        baseline: the arm whose degeneracy withholds the verdict.
 
     Returns:
-        One or two sentences; the outcome word ("helped", "did not help", "hurt") comes from
-        :attr:`PairedTest.outcome`.
+        One to three sentences; the outcome word ("helped", "did not help", "hurt") comes from
+        :attr:`PairedTest.outcome`; runs left out as degenerate are named with their reason.
     """
-    if test is None:
-        return ("No arm adding GAN images to real ones was compared with a non-GAN arm, "
-                "so this study says nothing about GAN images.")
-    name = test.metric.replace("_", " ")
-    if test.n_seeds < 2:
+    deg = _degenerate_counts(summary)
+    whole = [a for a, (d, n) in deg.items() if d == n]
+    why = "one class predicted for every test image, or validation balanced accuracy at chance"
+    name = (test.metric if test is not None else "balanced_accuracy").replace("_", " ")
+    gan_run = summary is not None and "arm" in summary and summary.arm.astype(str).str.startswith("real+gan").any()
+    if baseline in deg and 2 * deg[baseline][0] > deg[baseline][1] and (test is not None or gan_run):
+        d, n = deg[baseline]
+        text = (f"No verdict about GAN images: the baseline cannot see an effect, because the {baseline} arm was "
+                f"degenerate in {d} of {n} seeds ({why}; see the degenerate column of the run table), "
+                f"so a GAN arm has no working classifier to be compared with; fix the classifier settings "
+                f"(choose them on validation, grid=...) before reading the arms.")
+        if test is not None and test.n_seeds >= 1:
+            text += (f" For the record: {test.gan_arm} minus {test.base_arm} in {name} was {_signed(test.mean_diff)} "
+                     f"(95% CI {_signed(test.ci_low)} to {_signed(test.ci_high)}) over the {test.n_seeds} seed(s) "
+                     "where neither run was degenerate.")
+    elif test is None:
+        dead = [a for a in whole if a.startswith(("real+gan", *NON_GAN_ARMS))]
+        if dead and gan_run:
+            text = (f"No verdict about GAN images: every run of {', '.join(dead)} was degenerate ({why}), so no arm "
+                    "adding GAN images could be compared with a non-GAN arm.")
+        else:
+            text = ("No arm adding GAN images to real ones was compared with a non-GAN arm, "
+                    "so this study says nothing about GAN images.")
+            if baseline in deg:
+                text += f" The {baseline} arm was degenerate in {deg[baseline][0]} of {deg[baseline][1]} seeds ({why})."
+    elif test.n_seeds == 0:
+        text = (f"No seed has a non-degenerate run of both {test.gan_arm} and {test.base_arm}, "
+                "so no paired test is possible.")
+    elif test.n_seeds < 2:
         text = (f"With {test.n_seeds} seed no paired test is possible: {test.gan_arm} changed {name} by "
                 f"{_signed(test.mean_diff)} versus the best non-GAN arm ({test.base_arm}).")
     else:
@@ -319,8 +574,13 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
             f"the difference is {'significant' if test.significant else 'not significant'} "
             f"(paired t-test {_fmt_p(test.t_pvalue)}, Wilcoxon {_fmt_p(test.wilcoxon_pvalue)}, {test.n_seeds} seeds)."
         )
-    if summary is not None:
-        s = summary[summary.metric == test.metric].set_index("arm")["mean"]
+    if test is not None and test.left_out and not text.startswith("No verdict"):
+        text += f" Left out of the paired test as degenerate: {'; '.join(test.left_out)}."
+    unchosen = [a for a in whole if test is None or a not in (test.gan_arm, test.base_arm)]
+    if unchosen and test is not None and not text.startswith("No verdict"):
+        text += f" Degenerate in every seed, so never chosen: {', '.join(unchosen)}."
+    if summary is not None and not summary.empty:
+        s = summary[summary.metric == (test.metric if test is not None else "balanced_accuracy")].set_index("arm")["mean"]
         for arm in [a for a in s.index if a.startswith("synthetic_only")]:
             if "real" in s.index:
                 text += (f" Training on synthetic images only ({arm}) reached {name} {s[arm]:.3f}, "
@@ -377,8 +637,105 @@ def _synthetic_counts(policy: int | Mapping[int, int] | str, counts: np.ndarray)
     return np.full(k, int(policy))
 
 
+def _takes_width(build: Callable[..., nn.Module]) -> bool:
+    """Whether ``build`` accepts a ``width=`` keyword (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: just try it
+        return True
+    return any(p.name == "width" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _build(build: Callable[..., nn.Module], settings: ClassifierSettings) -> nn.Module:
+    """A fresh classifier of the settings' width (``build()`` when the width is ``None``)."""
+    return build() if settings.width is None else build(width=int(settings.width))
+
+
+def _check_builder(build: Callable[..., nn.Module], settings: Sequence[ClassifierSettings]) -> None:
+    """Raise early when a grid sets widths the builder cannot take."""
+    if any(st.width is not None for st in settings) and not _takes_width(build):
+        raise ValueError("The classifier settings set a width, so build_classifier must accept width=..., e.g. "
+                         "lambda width=16: build_classifier('small_cnn', 3, K, width=width, image_size=32); "
+                         "or use settings with width=None.")
+
+
+def _fit_grid(build: Callable[..., nn.Module], t_tr: torch.Tensor, l_tr: torch.Tensor, t_va: torch.Tensor,
+              l_va: torch.Tensor, grid: Sequence[ClassifierSettings], seed: int, batch_size: int,
+              device: str | torch.device, num_classes: int, chance_tol: float,
+              progress: bool) -> tuple[ClassifierSettings, pd.DataFrame]:
+    """:func:`select_classifier_settings` on prepared tensors."""
+    rows = []
+    for st in tqdm(grid, desc="settings grid", disable=not progress):
+        t0 = time.perf_counter()
+        seed_everything(seed)
+        net = _build(build, st)
+        fit = fit_classifier(net, t_tr, l_tr, t_va, l_va, num_epochs=int(st.epochs), batch_size=batch_size, lr=st.lr,
+                             patience=st.patience, seed=seed, device=device)
+        val_pred = predict_proba(net, t_va, device=device).argmax(1)
+        rows.append({**st.as_dict(), "val_balanced_accuracy": fit.best_val_balanced_accuracy,
+                     "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+                     "degenerate": degenerate_reason(val_pred, fit.best_val_balanced_accuracy, num_classes,
+                                                     chance_tol).replace("test image", "validation image"),
+                     "seconds": time.perf_counter() - t0})
+    table = pd.DataFrame(rows)
+    best = int(np.nanargmax(table.val_balanced_accuracy.to_numpy(dtype=float))) if table.val_balanced_accuracy.notna().any() else 0
+    table["chosen"] = np.arange(len(table)) == best  # ties: the earlier grid point
+    return grid[best], table
+
+
+def select_classifier_settings(
+    build_classifier: Callable[..., nn.Module],
+    train: Split,
+    val: Split,
+    grid: Sequence[ClassifierSettings | Mapping[str, Any]] = DEFAULT_GRID,
+    seed: int = 0,
+    *,
+    batch_size: int = 64,
+    size: int = 32,
+    chance_tol: float = CHANCE_TOL,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[ClassifierSettings, pd.DataFrame]:
+    """Choose the classifier settings on the validation split: one ``real``-arm run per grid point.
+
+    Each point trains the ``real`` arm's recipe (plain cross-entropy on the real training split,
+    early stopping on validation balanced accuracy) with one seed; the point with the best
+    validation balanced accuracy wins (ties: the earlier point, so list cheaper points first).
+    The test split is never touched.
+
+    Args:
+        build_classifier: ``(width=...) -> nn.Module`` a fresh classifier of that width (e.g.
+            ``lambda width=16: build_classifier("small_cnn", 1, K, width=width, image_size=32)``);
+            a ``() -> nn.Module`` builder works when every point has ``width=None``.
+        train: real training split ``(images, labels)``: uint8 `(N, H, W[, C])`, labels in ``0..K-1``.
+        val: real validation split.
+        grid: the points to try (:class:`ClassifierSettings` or dicts), e.g. :data:`DEFAULT_GRID`.
+        seed: the seed of every point's initial weights and shuffling.
+        batch_size: images per step.
+        size: images are resized to ``size x size``.
+        chance_tol: a point whose validation balanced accuracy is <= ``1/K + chance_tol`` is marked degenerate.
+        device: where to train.
+        progress: show a tqdm bar over the grid.
+
+    Returns:
+        ``(best settings, table)``: one row per point with ``width, lr, epochs, patience,
+        val_balanced_accuracy, best_epoch, epochs_run, degenerate, seconds, chosen``.
+    """
+    x_tr, y_tr = _check_split(train, "train")
+    x_va, y_va = _check_split(val, "val")
+    points = [ClassifierSettings.coerce(dict(g) if isinstance(g, Mapping) else g) for g in grid]
+    if not points:
+        raise ValueError("grid is empty: give at least one ClassifierSettings (e.g. DEFAULT_GRID).")
+    _check_builder(build_classifier, points)
+    k = int(max(y_tr.max(), y_va.max())) + 1
+    in_channels = 1 if x_tr.ndim == 3 else x_tr.shape[-1]
+    t_tr, t_va = images_to_tensor(x_tr, size, in_channels), images_to_tensor(x_va, size, in_channels)
+    return _fit_grid(build_classifier, t_tr, torch.as_tensor(y_tr), t_va, torch.as_tensor(y_va), points, seed,
+                     batch_size, device, k, chance_tol, progress)
+
+
 def run_utility_study(
-    build_classifier: Callable[[], nn.Module],
+    build_classifier: Callable[..., nn.Module],
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
@@ -390,10 +747,16 @@ def run_utility_study(
     n_synthetic_only_per_class: int | None = None,
     class_names: Sequence[str] | None = None,
     max_train_per_class: int | None = None,
+    max_train_total: int | None = None,
     epochs: int = 30,
     batch_size: int = 64,
     lr: float = 1e-3,
     patience: int | None = 5,
+    grid: Sequence[ClassifierSettings | Mapping[str, Any]] | None = None,
+    settings: ClassifierSettings | Mapping[str, Any] | None = None,
+    selection_seed: int | None = None,
+    chance_tol: float = CHANCE_TOL,
+    interval_boot: int = 1000,
     classic_aug: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     size: int = 32,
     positive_class: int = 1,
@@ -404,8 +767,10 @@ def run_utility_study(
     """Train the same classifier under every arm and seed; summarise, test and write the verdict.
 
     Args:
-        build_classifier: ``() -> nn.Module`` returning a fresh classifier with the right input
-            channels and ``K`` outputs (e.g. ``lambda: build_classifier("small_cnn", 1, K, width=16)``).
+        build_classifier: returns a fresh classifier with the right input channels and ``K``
+            outputs. With a ``grid`` (or ``settings``) that sets widths it must accept ``width=``:
+            ``lambda width=16: build_classifier("small_cnn", 1, K, width=width, image_size=32)``;
+            a plain ``() -> nn.Module`` works otherwise.
         train: real training split ``(images, labels)``: uint8 `(N, H, W[, C])`, labels in ``0..K-1``.
         val: real validation split (model selection only).
         test: real test split (scored once per run, with the best-validation weights).
@@ -419,11 +784,28 @@ def run_utility_study(
             training set's size divided by K, a balanced set as large as the real one).
         class_names: the K class names (default ``"0"``, ``"1"``, ...), used in column labels.
         max_train_per_class: cap on the real training images of any class (a fixed random subset,
-            the same for every arm and seed; reported in ``notes``), or ``None`` for no cap.
-        epochs: maximum epochs per run.
+            the same for every arm and seed; reported in ``notes``), or ``None`` for no cap. This
+            flattens the class ratio (a warning when it shrinks by more than half); prefer
+            ``max_train_total``.
+        max_train_total: cap on all real training images, every class shrunk in proportion
+            (:func:`~medgan_core.data.imbalance.proportional_cap`, at least 10 per class; the class
+            ratio before and after is in ``notes``), or ``None``.
+        epochs: maximum epochs per run (without ``grid`` or ``settings``).
         batch_size: images per step.
-        lr: Adam learning rate.
-        patience: epochs without validation improvement before stopping (``None``: no early stop).
+        lr: Adam learning rate (without ``grid`` or ``settings``).
+        patience: epochs without validation improvement before stopping (``None``: no early stop;
+            without ``grid`` or ``settings``).
+        grid: classifier settings to choose from on validation, once for the whole study, with
+            :func:`select_classifier_settings` (e.g. :data:`DEFAULT_GRID`); the winner is used by
+            every arm and seed. ``None``: no selection.
+        settings: fixed classifier settings (e.g. chosen earlier for this task); not with ``grid``.
+            Without both, ``epochs``, ``lr`` and ``patience`` are used with the builder's own width.
+        selection_seed: the seed of the grid runs (default ``max(seeds) + 1``, a seed no arm uses,
+            so the winning grid run is not itself one of the compared runs).
+        chance_tol: a run whose validation balanced accuracy is ``<= 1/K + chance_tol`` is
+            degenerate (default :data:`CHANCE_TOL` = 0.02); so is one that predicts one class
+            for every test image.
+        interval_boot: resamples of the summary's seed + test-case bootstrap.
         classic_aug: augmentation ``(x, generator) -> x`` for the ``classic_aug`` arms (default :class:`ClassicAug`).
         size: images are resized to ``size x size``.
         positive_class: binary tasks only: the class of ``sens_at_spec90``.
@@ -442,9 +824,21 @@ def run_utility_study(
     if max(y_tr.max(), y_va.max(), y_te.max()) >= k:
         raise ValueError(f"Labels go up to {max(y_tr.max(), y_va.max(), y_te.max())} but {k} class names were given.")
     notes = []
+    if grid is not None and settings is not None:
+        raise ValueError("Pass grid= (choose the settings on validation) or settings= (fixed), not both.")
+    if max_train_total is not None:
+        if max_train_per_class is not None:
+            raise ValueError("Pass max_train_total= (proportional) or max_train_per_class=, not both.")
+        keep = proportional_cap(y_tr, int(max_train_total), seed=0)
+        if len(keep) < len(y_tr):
+            before, after = cap_ratio(y_tr, keep)
+            notes.append(f"training set capped in proportion from {len(y_tr)} to {len(keep)} images "
+                         f"(class ratio largest/smallest {before:.1f} before, {after:.1f} after)")
+            x_tr, y_tr = x_tr[keep], y_tr[keep]
     if max_train_per_class is not None:
         if max_train_per_class < 1:
             raise ValueError(f"max_train_per_class must be >= 1, got {max_train_per_class}.")
+        ratio_before = imbalance_ratio(y_tr)
         keep, rng = [], np.random.default_rng(0)
         for c in range(k):
             idx = np.flatnonzero(y_tr == c)
@@ -454,6 +848,11 @@ def run_utility_study(
             keep.append(idx)
         keep = np.sort(np.concatenate(keep))
         x_tr, y_tr = x_tr[keep], y_tr[keep]
+        ratio_after = imbalance_ratio(y_tr)
+        if ratio_after < 0.5 * ratio_before:
+            warnings.warn(f"max_train_per_class={max_train_per_class} shrinks the class ratio from {ratio_before:.1f} "
+                          f"to {ratio_after:.1f}, erasing the imbalance under study; use max_train_total= "
+                          "(a proportional cap) instead.", stacklevel=2)
     counts = np.bincount(y_tr, minlength=k)
     if (counts == 0).any():
         raise ValueError(f"Classes {[class_names[c] for c in np.flatnonzero(counts == 0)]} have no training image.")
@@ -467,7 +866,7 @@ def run_utility_study(
         samplers = {"": sampler} if sampler is not None else {}
     runs = _expand_arms(arms, list(samplers) if samplers else None)
     metric_names = ["balanced_accuracy", "macro_auc", "minority_recall"] + (["sens_at_spec90"] if k == 2 else [])
-    metric_names += [f"f1[{c}]" for c in class_names]
+    metric_names += [f"f1[{c}]" for c in class_names] + ["accuracy"]
     if metric not in metric_names:
         raise ValueError(f"metric must be one of {metric_names}, got {metric!r}.")
 
@@ -484,6 +883,24 @@ def run_utility_study(
                      else int(round(len(y_tr) / k)))
     weights = torch.as_tensor(compute_class_weight("balanced", classes=np.arange(k), y=y_tr), dtype=torch.float32)
     augment = classic_aug if classic_aug is not None else ClassicAug()
+
+    # Classifier settings: chosen on validation once (grid), given, or the plain arguments.
+    settings_table = None
+    if grid is not None:
+        points = [ClassifierSettings.coerce(dict(g) if isinstance(g, Mapping) else g) for g in grid]
+        if not points:
+            raise ValueError("grid is empty: give at least one ClassifierSettings (e.g. DEFAULT_GRID) or grid=None.")
+        _check_builder(build_classifier, points)
+        sel_seed = int(max(seeds)) + 1 if selection_seed is None else int(selection_seed)
+        chosen, settings_table = _fit_grid(build_classifier, t_tr, l_tr, t_va, l_va, points, sel_seed, batch_size,
+                                           device, k, chance_tol, progress)
+        source = "grid"
+    elif settings is not None:
+        chosen = ClassifierSettings.coerce(dict(settings) if isinstance(settings, Mapping) else settings)
+        source = "given"
+    else:
+        chosen, source = ClassifierSettings(width=None, lr=lr, epochs=epochs, patience=patience), "defaults"
+    _check_builder(build_classifier, [chosen])
 
     pools: dict[tuple[str, int], list[torch.Tensor]] = {}
 
@@ -502,7 +919,7 @@ def run_utility_study(
             pools[(gan, seed)] = per_class
         return pools[(gan, seed)]
 
-    rows = []
+    rows, probas = [], {}
     bar = tqdm(total=len(runs) * len(seeds), desc="utility runs", disable=not progress)
     for seed in seeds:
         for name, base, gan in runs:
@@ -515,9 +932,10 @@ def run_utility_study(
                 y_syn = torch.cat([torch.full((int(take[c]),), c, dtype=torch.long) for c in range(k)])
                 x, y = (torch.cat([t_tr, x_syn]), torch.cat([l_tr, y_syn])) if base in ADD_GAN_ARMS else (x_syn, y_syn)
             seed_everything(seed)
-            net = build_classifier()
+            net = _build(build_classifier, chosen)
             fit = fit_classifier(
-                net, x, y, t_va, l_va, num_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                net, x, y, t_va, l_va, num_epochs=int(chosen.epochs), batch_size=batch_size, lr=chosen.lr,
+                patience=chosen.patience,
                 class_weights=weights if base == "real+class_weights" else None,
                 oversample=base == "real+oversample",
                 augment=augment if base.endswith("classic_aug") else None,
@@ -525,17 +943,22 @@ def run_utility_study(
             )
             proba = predict_proba(net, t_te, device=device)  # the test split, touched once
             scores = classification_metrics(y_te, proba, class_names, minority, positive_class)
+            probas.setdefault(name, []).append(proba.astype(np.float32))
             rows.append({"arm": name, "base_arm": base, "gan": gan, "seed": seed, **scores,
                          "val_balanced_accuracy": fit.best_val_balanced_accuracy, "best_epoch": fit.best_epoch,
-                         "epochs_run": fit.epochs_run, "n_train": len(x), "seconds": time.perf_counter() - t0})
+                         "epochs_run": fit.epochs_run, "n_train": len(x), "seconds": time.perf_counter() - t0,
+                         "degenerate": degenerate_reason(proba.argmax(1), fit.best_val_balanced_accuracy, k, chance_tol)})
             bar.update(1)
             bar.set_postfix(arm=name, seed=seed, bacc=f"{scores['balanced_accuracy']:.3f}")
     bar.close()
 
     table = pd.DataFrame(rows)
-    summary = summarise(table, metric_names)
-    gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS]
-    base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS]
+    test_proba = {a: np.stack(p) for a, p in probas.items()}
+    summary = summarise(table, metric_names, test_proba, y_te, metric_functions(class_names, minority, positive_class),
+                        n_boot=interval_boot, seed=min(seeds))
+    ok_arms = set(table.arm[~_is_degenerate(table)])  # arms with at least one non-degenerate run
+    gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS and n in ok_arms]
+    base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS and n in ok_arms]
     paired = None
     if gan_arms and base_arms:
         best_gan, best_base = select_arms(table, gan_arms, base_arms)
@@ -546,7 +969,8 @@ def run_utility_study(
     }
     train_counts = {class_names[c]: int(counts[c]) for c in range(k)}
     return UtilityResult(table, summary, paired, verdict_sentence(paired, summary), class_names, minority,
-                         n_synthetic, metric_names, train_counts, notes)
+                         n_synthetic, metric_names, train_counts, notes, {**chosen.as_dict(), "source": source},
+                         settings_table, test_proba, y_te)
 
 
 def induced_imbalance(train: Split, val: Split, test: Split, minority: int, fractions: Sequence[float],
@@ -571,13 +995,21 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
         arms: utility arms (methods), one curve each.
         seeds: classifier seeds per point.
         seed: seed of the minority subsampling.
-        **utility_kw: passed on to :func:`run_utility_study`.
+        **utility_kw: passed on to :func:`run_utility_study`. A ``grid=`` is used once, on the
+            full training split (:func:`select_classifier_settings`), and the chosen settings are
+            reused at every fraction (one choice per task).
 
     Returns:
         Long frame ``fraction, n_minority, arm, metric, mean, ci_low, ci_high, n_seeds`` for
         ``minority_recall`` and ``balanced_accuracy``.
     """
     x, y = train
+    if utility_kw.get("grid") is not None:
+        sel_kw = {key: utility_kw[key] for key in ("batch_size", "size", "chance_tol", "device") if key in utility_kw}
+        sel_seed = utility_kw.pop("selection_seed", None)
+        chosen, _ = select_classifier_settings(build_classifier, train, val, utility_kw.pop("grid"),
+                                               int(max(seeds)) + 1 if sel_seed is None else int(sel_seed), **sel_kw)
+        utility_kw["settings"] = chosen
     needs_gan = any("gan" in a or a == "synthetic_only" for a in arms)
     parts = []
     for frac in fractions:

@@ -18,6 +18,9 @@ in ``params/*.yaml`` through :data:`CLASSIFIERS` and :func:`build_classifier`.
 :func:`fit_classifier` is the one training loop (Adam, optional class weights, balanced
 oversampling and augmentation, early stopping on validation balanced accuracy, best-validation
 weights restored); :func:`predict_proba` gives class probabilities in eval mode.
+:class:`ClassifierSettings` bundles what the utility harness chooses on validation (width,
+learning rate, epochs, patience) and :data:`DEFAULT_GRID` is its small default grid
+(``medgan_core.metrics.utility.select_classifier_settings`` picks one point of it).
 
 Measured on the 2-core machine (32 px, batch 64, forward + backward + Adam step, other jobs
 running): ``width=32`` about 1,100-1,300 images/s, ``width=16`` about 2,500 images/s, while
@@ -206,6 +209,62 @@ def images_to_tensor(
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         x = x.clamp(-1.0, 1.0)
     return x.contiguous()
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """Training settings of the utility classifier, chosen on validation once per task.
+
+    Args:
+        width: channels of the first block, passed to the builder as ``width=...``; ``None``
+            calls the builder without arguments (its own default width).
+        lr: Adam learning rate.
+        epochs: maximum epochs.
+        patience: epochs without validation improvement before stopping (``None``: never).
+    """
+
+    width: int | None = None
+    lr: float = 1e-3
+    epochs: int = 30
+    patience: int | None = 5
+
+    def __post_init__(self) -> None:
+        if self.width is not None and int(self.width) < 1:
+            raise ValueError(f"ClassifierSettings: width must be >= 1 or None, got {self.width}.")
+        if not self.lr > 0:
+            raise ValueError(f"ClassifierSettings: lr must be > 0, got {self.lr}.")
+        if int(self.epochs) < 1:
+            raise ValueError(f"ClassifierSettings: epochs must be >= 1, got {self.epochs}.")
+        if self.patience is not None and int(self.patience) < 1:
+            raise ValueError(f"ClassifierSettings: patience must be >= 1 or None, got {self.patience}.")
+
+    @classmethod
+    def coerce(cls, value: "ClassifierSettings | dict[str, Any]") -> "ClassifierSettings":
+        """A :class:`ClassifierSettings` from itself or a dict ``{"width", "lr", "epochs", "patience"}``."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"width", "lr", "epochs", "patience"}
+            if unknown:
+                raise ValueError(f"Unknown classifier setting(s) {sorted(unknown)}; use width, lr, epochs, patience.")
+            return cls(**value)
+        raise ValueError(f"Classifier settings must be a ClassifierSettings or a dict, got {type(value).__name__}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for ``metrics.json`` and tables."""
+        return {"width": self.width, "lr": self.lr, "epochs": self.epochs, "patience": self.patience}
+
+
+# The utility harness's default grid (5 points, one seed each): widths 8 and 16 at two learning
+# rates, and one long schedule for tiny training sets (about 200 images give 3 steps per epoch, so
+# 10 epochs are 30 Adam steps: too few for any class but the largest).
+DEFAULT_GRID: tuple[ClassifierSettings, ...] = (
+    ClassifierSettings(width=8, lr=1e-3, epochs=30, patience=8),
+    ClassifierSettings(width=8, lr=3e-3, epochs=30, patience=8),
+    ClassifierSettings(width=16, lr=1e-3, epochs=30, patience=8),
+    ClassifierSettings(width=16, lr=3e-3, epochs=30, patience=8),
+    ClassifierSettings(width=16, lr=1e-3, epochs=80, patience=20),
+)
 
 
 @dataclass
