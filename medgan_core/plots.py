@@ -26,6 +26,7 @@ __all__ = [
     "to_display", "image_grid", "class_grid", "snapshot_grid", "loss_curves", "fidelity_bars", "arm_bars",
     "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
     "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
+    "convergence_curves",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -222,6 +223,55 @@ def _tile(images: np.ndarray, pad: int = 1) -> np.ndarray:
     for i, im in enumerate(images):
         row[:, i * (s + pad):i * (s + pad) + s] = im
     return row
+
+
+def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[str, int] | None = None,
+                       reference: float | None = None, ylabel: str = "validation KID", logy: bool = True,
+                       title: str | None = None) -> Figure:
+    """Each generator's validation score against generator steps (left) and training seconds (right).
+
+    Args:
+        evals: ``{label: frame}`` with columns ``step``, ``seconds`` and ``score`` (a
+            :class:`~medgan_core.train.trainer.GanRun`'s ``evals``); lower is better.
+        best_steps: ``{label: step}`` of the kept (best-validation) generator, marked with a dot.
+        reference: the same score for real held-out images (a grey dashed line), or ``None``.
+        ylabel: what the score is.
+        logy: logarithmic vertical axis (scores at or below 0 are drawn at the axis floor).
+        title: the figure's title, or ``None``.
+
+    Returns:
+        The figure: two axes sharing the vertical axis.
+    """
+    drawn = {k: v for k, v in evals.items() if len(v)}
+    if not drawn:
+        raise ValueError("convergence_curves: no generator has a validation score; train with eval_fn and eval_every.")
+    for label, frame in drawn.items():
+        missing = {"step", "seconds", "score"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"convergence_curves: {label}'s frame lacks {sorted(missing)}; pass GanRun.evals.")
+    positive = np.concatenate([f["score"].to_numpy()[f["score"].to_numpy() > 0] for f in drawn.values()])
+    floor = float(positive.min()) / 2 if logy and positive.size else None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    palette = dict(zip(drawn, sns.color_palette(n_colors=len(drawn))))
+    for ax, x, xlabel in ((axes[0], "step", "generator step"), (axes[1], "seconds", "training seconds")):
+        for label, frame in drawn.items():
+            score = frame["score"].clip(lower=floor) if floor else frame["score"]
+            ax.plot(frame[x], score, marker=".", color=palette[label], label=label)
+            best = (best_steps or {}).get(label)
+            if best:
+                hit = frame[frame["step"] == best]
+                ax.plot(hit[x], score[hit.index], "o", color=palette[label], markersize=9, markerfacecolor="none")
+        if reference is not None and (not floor or reference > 0):
+            ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label="real held-out images")
+        ax.set_xlabel(xlabel)
+        if logy and floor:
+            ax.set_yscale("log")
+    axes[0].set_ylabel(ylabel + (" (log)" if logy and floor else "") + ", lower is better")
+    axes[1].legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def loss_curves(histories: pd.DataFrame | Mapping[str, pd.DataFrame], columns: Sequence[str] | None = None,

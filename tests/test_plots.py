@@ -78,6 +78,25 @@ def test_class_and_snapshot_grids():
         plots.snapshot_grid({}, ["RBC"], "x")
 
 
+def test_convergence_curves_against_steps_and_seconds():
+    a = pd.DataFrame({"step": [100, 200, 300], "seconds": [10.0, 20.0, 30.0], "score": [0.5, 0.1, 0.2]})
+    b = pd.DataFrame({"step": [100, 200], "seconds": [30.0, 60.0], "score": [0.9, -0.01]})
+    fig = plots.convergence_curves({"A": a, "B": b, "C": a.iloc[:0]}, best_steps={"A": 200}, reference=0.02)
+    left, right = fig.axes
+    assert left.get_xlabel() == "generator step" and right.get_xlabel() == "training seconds"
+    assert left.get_yscale() == "log" and "lower is better" in left.get_ylabel()
+    lines = [ln for ln in left.get_lines() if ln.get_marker() == "."]
+    assert len(lines) == 2 and list(lines[1].get_xdata()) == [100, 200]  # C has no scores: not drawn
+    assert min(lines[1].get_ydata()) > 0  # a score <= 0 sits at the log axis floor
+    best = [ln for ln in left.get_lines() if ln.get_marker() == "o"]
+    assert list(best[0].get_xdata()) == [200] and list(best[0].get_ydata()) == [0.1]
+    assert list(right.get_lines()[0].get_xdata()) == [10.0, 20.0, 30.0]
+    with pytest.raises(ValueError, match="eval_fn"):
+        plots.convergence_curves({"A": a.iloc[:0]})
+    with pytest.raises(ValueError, match="lacks"):
+        plots.convergence_curves({"A": a.drop(columns="seconds")})
+
+
 def test_loss_curves_single_mapping_and_panels():
     hist = pd.DataFrame({"step": np.arange(20), "loss_D": np.linspace(1, 0, 20), "loss_G": np.linspace(2, 1, 20)})
     fig = plots.loss_curves(hist, smooth=5)

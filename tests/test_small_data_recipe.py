@@ -119,3 +119,54 @@ def test_validation_kid_prefers_a_generator_that_matches_the_held_out_set():
     one_class.num_classes = 1
     with pytest.raises(ValueError, match="makes 1"):
         score(one_class)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cwgan_gp"])
+def test_spectral_norm_option_normalises_every_discriminator_layer(name):
+    gan = build_gan(name, num_classes=2, image_size=16, nz=8, width_G=4, width_D=4, spectral_norm=True)
+    layers = [m for m in gan.net_D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+    plain = build_gan(name, num_classes=2, image_size=16, nz=8, width_G=4, width_D=4)
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in plain.net_D.modules()
+                   if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    with pytest.raises(ValueError, match="spectral_norm"):
+        build_gan("bagan_autoencoder", spectral_norm=True)
+
+
+def test_learning_rate_zero_means_the_papers_value():
+    for name, lr in (("dcgan", 2e-4), ("cwgan_gp", 1e-4)):
+        gan = build_gan(name, num_classes=2, image_size=16, nz=8, width_G=4, width_D=4)
+        assert gan.opt_G.param_groups[0]["lr"] == lr and gan.opt_D.param_groups[0]["lr"] == lr
+    gan = build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4, lr_G=1e-3)
+    assert gan.opt_G.param_groups[0]["lr"] == 1e-3 and gan.opt_D.param_groups[0]["lr"] == 2e-4
+    with pytest.raises(ValueError, match="lr_G and lr_D"):
+        build_gan("dcgan", lr_G=-1.0)
+
+
+def test_ema_batchnorm_statistics_are_recomputed_from_the_averaged_generator():
+    torch.manual_seed(0)
+    gan = build_gan("dcgan", image_size=16, nz=8, width_G=8, width_D=4, ema_decay=0.5, ema_batchnorm="recompute")
+    with torch.no_grad():  # make the averaged weights differ from the live ones
+        for p in gan.ema.module.parameters():
+            p.mul_(1.5)
+    gan.ema.update(gan.net_G)  # copies the live generator's running statistics
+    bn = next(m for m in gan.ema.module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    copied = bn.running_mean.clone()
+    gan.refresh_ema(n=64, batches=2, seed=3)
+    # the refreshed statistics are the exact mean of the first block's batch statistics over the two passes
+    captured = []
+    hook = bn.register_forward_hook(lambda m, inp, out: captured.append(inp[0].mean(dim=(0, 2, 3))))
+    from medgan_core.models.registry import sample
+    for i in range(2):
+        sample(gan.ema.module, 64, 3 + i, batch_size=64, train_mode=True)
+    hook.remove()
+    gan.refresh_ema(n=64, batches=2, seed=3)
+    assert torch.allclose(bn.running_mean, torch.stack(captured).mean(0), atol=1e-5)
+    assert not torch.allclose(bn.running_mean, copied, atol=1e-3)
+    assert not gan.ema.module.training
+    kept = build_gan("dcgan", image_size=16, nz=8, width_G=8, width_D=4, ema_decay=0.5, ema_batchnorm="copy")
+    kept.ema.update(kept.net_G)
+    before = next(m for m in kept.ema.module.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_mean.clone()
+    kept.refresh_ema()
+    after = next(m for m in kept.ema.module.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_mean
+    assert torch.equal(before, after)

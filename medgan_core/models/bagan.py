@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 NAMES = ("bagan", "bagan_gp", "bagan_autoencoder")
 BETAS = {"bagan": (0.5, 0.999), "bagan_gp": (0.5, 0.9), "bagan_autoencoder": (0.5, 0.999)}  # Adam betas
+# Adam learning rates: BAGAN 5e-5 for every stage (Mariani et al. 2018, their released code); BAGAN-GP 2e-4
+# (Huang & Jafari 2021, their released code); the autoencoder keeps the BAGAN value.
+PAPER_LR = {"bagan": 5e-5, "bagan_gp": 2e-4, "bagan_autoencoder": 5e-5}
 
 
 class Encoder(nn.Module):

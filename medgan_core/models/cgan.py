@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from medgan_core.models.registry import GAN
 
 NAMES = ("cwgan_gp",)
-BETAS = {"cwgan_gp": (0.5, 0.9)}  # Adam betas of WGAN-GP (Gulrajani et al.)
+BETAS = {"cwgan_gp": (0.5, 0.9)}  # Adam betas of WGAN-GP (Gulrajani et al. 2017, their DCGAN-body runs)
+PAPER_LR = {"cwgan_gp": 1e-4}  # Adam learning rate of G and D (Gulrajani et al. 2017, Algorithm 1)
 
 
 def _check_labels(y: Tensor, batch: int, num_classes: int) -> None:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 
 NORMS = ("batch", "none")
 NAMES = ("dcgan",)
-BETAS = {"dcgan": (0.5, 0.999)}  # Adam betas (Radford et al.)
+BETAS = {"dcgan": (0.5, 0.999)}  # Adam betas (Radford et al. 2016)
+PAPER_LR = {"dcgan": 2e-4}  # Adam learning rate of G and D (Radford et al. 2016)
 
 
 def check_image_size(size: int) -> int:

@@ -9,15 +9,22 @@ The names are the names in ``params/*.yaml`` (CycleGAN's ``define_G``/``define_D
 the weights with ``torch.manual_seed``; ``generator``/``discriminator`` build one network, which
 :func:`define_G`/:func:`define_D` call), its Adam betas (``BETAS``) and its ``train_step``:
 
-| name                 | file                | what it is                                            | Adam betas   |
-|----------------------|---------------------|-------------------------------------------------------|--------------|
-| `dcgan`              | :mod:`.dcgan`       | DCGAN; with ``num_classes = K > 1`` one DCGAN per class | (0.5, 0.999) |
-| `cwgan_gp`           | :mod:`.cgan`        | conditional WGAN-GP                                   | (0.5, 0.9)   |
-| `bagan_autoencoder`  | :mod:`.bagan`       | BAGAN stage 1: the autoencoder (``net_D`` is ``None``)  | (0.5, 0.999) |
-| `bagan`              | :mod:`.bagan`       | BAGAN (needs ``autoencoder=`` and ``latent=``)          | (0.5, 0.999) |
-| `bagan_gp`           | :mod:`.bagan`       | BAGAN-GP (needs ``autoencoder=`` and ``latent=``)       | (0.5, 0.9)   |
-| `sqaggan`            | :mod:`.sqaggan`     | SQ-AGGAN (``num_features``, ``lam``, ``grad_checkpoint``) | (0.5, 0.9) |
-| `sqaggan_no_lstm`    | :mod:`.sqaggan`     | its ablation without the Bi-ConvLSTMs                 | (0.5, 0.9)   |
+| name                 | file                | what it is                                              | Adam betas   | paper lr |
+|----------------------|---------------------|---------------------------------------------------------|--------------|----------|
+| `dcgan`              | :mod:`.dcgan`       | DCGAN; with ``num_classes = K > 1`` one DCGAN per class | (0.5, 0.999) | 2e-4     |
+| `cwgan_gp`           | :mod:`.cgan`        | conditional WGAN-GP                                     | (0.5, 0.9)   | 1e-4     |
+| `bagan_autoencoder`  | :mod:`.bagan`       | BAGAN stage 1: the autoencoder (``net_D`` is ``None``)  | (0.5, 0.999) | 5e-5     |
+| `bagan`              | :mod:`.bagan`       | BAGAN (needs ``autoencoder=`` and ``latent=``)          | (0.5, 0.999) | 5e-5     |
+| `bagan_gp`           | :mod:`.bagan`       | BAGAN-GP (needs ``autoencoder=`` and ``latent=``)       | (0.5, 0.9)   | 2e-4     |
+| `sqaggan`            | :mod:`.sqaggan`     | SQ-AGGAN (``num_features``, ``lam``, ``grad_checkpoint``) | (0.5, 0.9) | 1e-4     |
+| `sqaggan_no_lstm`    | :mod:`.sqaggan`     | its ablation without the Bi-ConvLSTMs                   | (0.5, 0.9)   | 1e-4     |
+
+The learning rates (``PAPER_LR`` of each family file, where the source is named) are used when
+``lr_G``/``lr_D`` are 0. The small-data recipe adds named options to every image family, each
+keeping the family's objective: ``diffaug`` (differentiable augmentation of everything the
+discriminator sees), ``ema_decay`` (an averaged generator for sampling; its batch-norm statistics
+recomputed from its own outputs, ``ema_batchnorm="recompute"``) and ``spectral_norm`` (spectral
+normalisation of every convolution and linear layer of the discriminator, Miyato et al. 2018).
 
 :func:`sample` is the one sampler of the image GANs: latents ``z ~ N(0, I)`` from
 ``torch.Generator().manual_seed(seed)`` (BAGAN: ``c ~ N(mu_cls, Sigma_cls)`` from the same
@@ -95,6 +102,23 @@ class GAN:
         """
         return _family(self.name).train_step(self, data, step)
 
+    def refresh_ema(self, n: int = 256, batches: int = 4, seed: int = 0) -> None:
+        """Recompute the EMA generator's batch-norm statistics from its own outputs (see :func:`refresh_batchnorm`).
+
+        A no-op without an EMA, without batch norm, or with ``ema_batchnorm="copy"`` (the EMA then
+        keeps the live generator's running statistics, which belong to other weights).
+
+        Args:
+            n: latents per forward pass and class.
+            batches: forward passes per class.
+            seed: seed of the latents.
+        """
+        if self.ema is None or self.settings.get("ema_batchnorm") != "recompute" or self.name in _NOT_SAMPLERS:
+            return
+        for cls in range(self.num_classes):
+            refresh_batchnorm(self.ema.module, n, batches, seed, cls=cls if self.num_classes > 1 else None,
+                              latent=self.extras.get("latent"))
+
     def sample(self, cls: int, n: int, seed: int) -> Tensor:
         """``n`` images of class ``cls`` (see :func:`sample`), from the EMA weights if there are any.
 
@@ -115,6 +139,41 @@ class GAN:
         latent = self.extras.get("latent")
         takes_cls = latent is not None or isinstance(net_G, nn.ModuleList) or hasattr(net_G, "num_classes")
         return sample(net_G, n, seed, cls=int(cls) if takes_cls else None, latent=latent)
+
+
+@torch.no_grad()
+def refresh_batchnorm(net_G: nn.Module, n: int, batches: int, seed: int, cls: int | None = None,
+                      latent: nn.Module | None = None) -> None:
+    """Replace a generator's batch-norm running statistics by the exact mean over its own outputs.
+
+    An EMA generator's averaged weights produce activations with other means and variances than
+    the live generator whose running statistics it would otherwise copy; so the statistics are reset
+    and recomputed (``momentum=None``: a cumulative average) over ``batches`` forward passes of
+    ``n`` latents in train mode, then the generator goes back to eval mode. For per-class
+    generators (an ``nn.ModuleList``) only class ``cls``'s generator is refreshed.
+
+    Args:
+        net_G: the generator (or a per-class ``nn.ModuleList``).
+        n: latents per forward pass.
+        batches: forward passes.
+        seed: seed of the first pass's latents (pass ``i`` uses ``seed + i``).
+        cls: the class (``None`` for an unconditional generator).
+        latent: BAGAN's fitted class latent.
+    """
+    target = net_G[int(cls)] if isinstance(net_G, nn.ModuleList) and cls is not None else net_G
+    norms = [m for m in target.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    try:
+        for i in range(int(batches)):
+            sample(net_G, n, seed + i, cls=cls, latent=latent, batch_size=n, train_mode=True)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
 
 def define_G(name: str, **kw: Any) -> nn.Module:
@@ -139,9 +198,10 @@ def define_D(name: str, **kw: Any) -> nn.Module:
 
 
 def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels: int = 3, nz: int = 64,
-              width_G: int = 32, width_D: int = 32, lr_G: float = 2e-4, lr_D: float = 2e-4, n_critic: int = 1,
-              gp_weight: float = 10.0, ema_decay: float = 0.0, seed: int = 0, device: str | torch.device = "cpu",
-              amp: bool = False, diffaug: bool = False, autoencoder: nn.Module | None = None,
+              width_G: int = 32, width_D: int = 32, lr_G: float = 0.0, lr_D: float = 0.0, n_critic: int = 1,
+              gp_weight: float = 10.0, ema_decay: float = 0.0, ema_batchnorm: str = "recompute", seed: int = 0,
+              device: str | torch.device = "cpu", amp: bool = False, diffaug: bool = False,
+              spectral_norm: bool = False, autoencoder: nn.Module | None = None,
               latent: nn.Module | None = None, **family_kw: Any) -> GAN:
     """Build a GAN by name: seeded networks (as the family's ``build`` does), Adam optimisers, settings.
 
@@ -153,17 +213,23 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
         nz: latent (BAGAN: code) size.
         width_G: generator width (SQ-AGGAN: base width of G; BAGAN autoencoder: decoder width).
         width_D: discriminator width (BAGAN autoencoder: encoder width).
-        lr_G: Adam learning rate of ``net_G`` (of the autoencoder for ``bagan_autoencoder``).
-        lr_D: Adam learning rate of ``net_D``.
+        lr_G: Adam learning rate of ``net_G`` (of the autoencoder for ``bagan_autoencoder``); 0: the
+            family's paper value (``PAPER_LR``, table above).
+        lr_D: Adam learning rate of ``net_D``; 0: the family's paper value.
         n_critic: critic steps per generator step (WGAN-GP families and SQ-AGGAN).
         gp_weight: gradient-penalty weight (WGAN-GP families; SQ-AGGAN uses ``lam.gp``).
         ema_decay: decay of an EMA of ``net_G`` (0: none).
+        ema_batchnorm: ``"recompute"``: the EMA generator's batch-norm statistics are recomputed from
+            its own outputs before it is evaluated or sampled (:meth:`GAN.refresh_ema`); ``"copy"``:
+            it keeps the live generator's (measured against each other in experiment 01).
         seed: seeds the weights (``torch.manual_seed``; per-class DCGAN pair ``c``: ``seed + c``).
         device: where the networks live.
         amp: bf16 autocast on CUDA (a no-op on CPU).
         diffaug: differentiable augmentation (:class:`~medgan_core.data.augment.DiffAugment`: colour,
             translation, cutout) of every image the discriminator sees (image GANs; the paper's
             objective is unchanged).
+        spectral_norm: spectral normalisation of every convolution and linear layer of ``net_D``
+            (Miyato et al. 2018; image GANs).
         autoencoder: ``bagan``/``bagan_gp``: the trained :class:`~medgan_core.models.bagan.Autoencoder`.
         latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
         **family_kw: SQ-AGGAN only: ``num_features`` (length of ``f``), ``lam``
@@ -186,18 +252,29 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     if family is not bagan or name == "bagan_autoencoder":
         if autoencoder is not None or latent is not None:
             raise ValueError(f"autoencoder= and latent= are for 'bagan' and 'bagan_gp' only, not {name!r}.")
-    if diffaug and (name.startswith("sqaggan") or name == "bagan_autoencoder"):
-        raise ValueError(f"diffaug is for the image GANs' discriminators; {name!r} has none it applies to.")
+    for option, on in (("diffaug", diffaug), ("spectral_norm", spectral_norm)):
+        if on and (name.startswith("sqaggan") or name == "bagan_autoencoder"):
+            raise ValueError(f"{option} is for the image GANs' discriminators; {name!r} has none it applies to.")
+    if ema_batchnorm not in ("recompute", "copy"):
+        raise ValueError(f"ema_batchnorm must be 'recompute' or 'copy', got {ema_batchnorm!r}.")
+    if not lr_G >= 0 or not lr_D >= 0:
+        raise ValueError(f"lr_G and lr_D must be >= 0 (0: the paper's {family.PAPER_LR[name]}), got {lr_G}, {lr_D}.")
+    lr_G, lr_D = lr_G or family.PAPER_LR[name], lr_D or family.PAPER_LR[name]
     device = torch.device(device)
     settings: dict[str, Any] = dict(num_classes=int(num_classes), image_size=image_size, channels=channels, nz=nz,
                                     width_G=width_G, width_D=width_D, lr_G=lr_G, lr_D=lr_D, n_critic=int(n_critic),
-                                    gp_weight=float(gp_weight), ema_decay=float(ema_decay), seed=int(seed),
-                                    device=str(device), amp=bool(amp), diffaug=bool(diffaug),
+                                    gp_weight=float(gp_weight), ema_decay=float(ema_decay), ema_batchnorm=ema_batchnorm,
+                                    seed=int(seed), device=str(device), amp=bool(amp), diffaug=bool(diffaug),
+                                    spectral_norm=bool(spectral_norm),
                                     augment=DiffAugment() if diffaug else None, **{**allowed, **family_kw})
     if family is bagan:
         net_G, net_D, extras = bagan.build(name, settings, autoencoder=autoencoder, latent=latent)
     else:
         net_G, net_D, extras = family.build(name, settings)
+    if spectral_norm:
+        for module in list(net_D.modules()):
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.utils.parametrizations.spectral_norm(module)
     net_G = net_G.to(device).train()  # train mode even when copied from a network left in eval mode
     net_D = net_D.to(device).train() if net_D is not None else None
     extras = {k: v.to(device) for k, v in extras.items()}
@@ -238,7 +315,7 @@ def sample_like(gan: Any, labels: Any, max_per_class: int, seed: int) -> tuple[T
 
 @torch.no_grad()
 def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: nn.Module | None = None,
-           batch_size: int = 256) -> Tensor:
+           batch_size: int = 256, train_mode: bool = False) -> Tensor:
     """``n`` images from a generator with latents drawn from ``seed``, in eval mode (the mode is restored).
 
     ``gen = torch.Generator().manual_seed(seed)``, then ``z = torch.randn(n, nz, generator=gen)``,
@@ -253,6 +330,8 @@ def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: 
         cls: the class (``None`` for an unconditional generator).
         latent: BAGAN's fitted :class:`~medgan_core.models.bagan.ClassLatent` (needs ``cls``).
         batch_size: images per forward pass.
+        train_mode: run in train mode (batch norm uses, and updates, batch statistics; for
+            :func:`refresh_batchnorm`).
 
     Returns:
         `(n, C, S, S)` float in [-1, 1], on the CPU.
@@ -276,7 +355,7 @@ def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: 
     y = torch.full((n,), int(cls), dtype=torch.long) if conditional else None
     device = next(net_G.parameters()).device
     was_training = net_G.training
-    net_G.eval()
+    net_G.train(train_mode)
     try:
         out = []
         for i in range(0, n, batch_size):

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 NAMES = ("sqaggan", "sqaggan_no_lstm")
 BETAS = {"sqaggan": (0.5, 0.9), "sqaggan_no_lstm": (0.5, 0.9)}  # Adam betas of WGAN-GP
+PAPER_LR = {"sqaggan": 1e-4, "sqaggan_no_lstm": 1e-4}  # the WGAN-GP critic's rate (Gulrajani et al. 2017)
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:

@@ -315,6 +315,7 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     generator = gan.ema.module if gan.ema is not None else gan.net_G  # what sampling uses
 
     def validate(done: int) -> None:
+        gan.refresh_ema()  # the EMA generator's own batch statistics (a no-op without EMA)
         score = float(eval_fn(gan))
         extra["evals"].append([done, float(extra["seconds"]), score])
         best = extra["best"]
@@ -330,6 +331,7 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         with mem.step():
             losses = gan.train_step(data, step)
         if step + 1 in snap_at:
+            gan.refresh_ema()
             extra["snapshots"][step + 1] = _to_plain(snap(gan))
         extra["seconds"] = float(extra["seconds"] + time.perf_counter() - start)
         extra["peak_memory_mb"] = max(float(extra["peak_memory_mb"]), mem.peak_mb())  # checkpointed with the step
@@ -367,8 +369,10 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     peak = max(float(extra["peak_memory_mb"]), mem.mb) if steps > resumed_from else float(extra["peak_memory_mb"])
     snapshots = {int(s): _from_plain(v) for s, v in sorted(extra["snapshots"].items(), key=lambda kv: int(kv[0]))}
     best_step = int(extra["best"].get("step", 0))
-    if best_step:  # sample the best-validation generator
+    if best_step:  # sample the best-validation generator (its batch statistics were refreshed before it was scored)
         generator.load_state_dict(extra["best"]["G"])
+    else:
+        gan.refresh_ema()
     evals = pd.DataFrame(extra["evals"], columns=["step", "seconds", "score"])
     return GanRun(gan=gan, history=history, snapshots=snapshots, seconds=float(extra["seconds"]), steps=steps,
                   stopped_by=str(extra["stopped_by"]), peak_memory_mb=peak, memory_method=mem.method,
