@@ -97,6 +97,22 @@ def test_early_stopping_keeps_the_best_validation_generator(tmp_path):
         train_gan(gan, data, num_steps=2, eval_fn=score, progress=False)
 
 
+def test_snapshots_follow_the_time_budget_and_the_early_stop(tmp_path, monkeypatch):
+    images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    data = ImageBatches(images, None, batch_size=4, seed=0)
+    gan = build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4)
+    clock = iter(np.arange(0.0, 1000.0, 0.5))  # every perf_counter call advances 0.5 "seconds"
+    monkeypatch.setattr("medgan_core.train.trainer.time.perf_counter", lambda: float(next(clock)))
+    run = train_gan(gan, data, num_steps=10_000, time_budget_s=4.0, n_snapshots=2, progress=False)
+    assert run.stopped_by == "time_budget" and len(run.snapshots) == 2
+    assert max(run.snapshots) == run.steps  # the last snapshot is the budget's last step
+    curve = iter([3.0, 2.0, 2.5, 2.6])
+    stopped = train_gan(build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4), data, num_steps=10_000,
+                        time_budget_s=1e6, n_snapshots=3, eval_fn=lambda g: next(curve), eval_every=1, patience=2,
+                        progress=False, run_dir=tmp_path / "r")
+    assert stopped.stopped_by == "early_stopping" and stopped.steps == 4 and list(stopped.snapshots) == [4]
+
+
 def test_validation_kid_prefers_a_generator_that_matches_the_held_out_set():
     rng = np.random.default_rng(0)
     held = (rng.integers(100, 156, (40, 16, 16, 3), dtype=np.uint8), np.arange(40) % 2)

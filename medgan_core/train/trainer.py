@@ -14,8 +14,9 @@ checkpoint, keeps the loss history and stops on a NaN. Batches are drawn *by ste
 run ends with exactly the weights of an uninterrupted one.
 
 Snapshots (the samples shown over training) are taken after ``n_snapshots`` evenly spaced steps
-ending at ``num_steps``; they and the training seconds are saved in the checkpoint, so a resumed
-run keeps them. ``time_budget_s > 0`` ends the run after the step during which the training
+ending at ``num_steps``, or, with a time budget, when the training seconds pass evenly spaced
+shares of the budget (the last at the budget); a run stopped early gets one more at its last
+step. They and the training seconds are saved in the checkpoint, so a resumed run keeps them. ``time_budget_s > 0`` ends the run after the step during which the training
 seconds (summed over resumed runs) passed the budget, with a checkpoint there; the run then
 records ``stopped_by="time_budget"`` and a later resume does not train it further.
 
@@ -279,7 +280,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         time_budget_s: stop after the step during which the training seconds passed this (0: no budget).
         run_dir: checkpoint folder (e.g. from :func:`medgan_core.train.identity.run_folder`); ``None``: none.
         checkpoint_every: steps between checkpoints; 0 with a ``run_dir``: only at the end (or at the budget).
-        n_snapshots: how many snapshots to keep, evenly spaced, the last at ``num_steps``.
+        n_snapshots: how many snapshots to keep, evenly spaced in steps (the last at ``num_steps``),
+            or with ``time_budget_s`` in training seconds (the last at the budget).
         snapshot_fn: ``snapshot_fn(gan) -> anything`` replaces the default (``snapshot_n`` images per
             class from a fixed seed; reconstructions for the BAGAN autoencoder); SQ-AGGAN needs one.
         snapshot_n: images per class of the default snapshot.
@@ -309,7 +311,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         raise ValueError(f"patience must be >= 0 (0: no early stopping), got {patience}.")
     num_steps = int(num_steps)
     snap = snapshot_fn if snapshot_fn is not None else (lambda g: default_snapshot(g, data, snapshot_n))
-    snap_at = set(snapshot_steps(num_steps, n_snapshots))
+    snap_at = set() if time_budget_s > 0 else set(snapshot_steps(num_steps, n_snapshots))
+    snap_seconds = [time_budget_s * (i + 1) / n_snapshots for i in range(n_snapshots)] if time_budget_s > 0 else []
     extra: dict[str, Any] = {"snapshots": {}, "seconds": 0.0, "stopped_by": "num_steps", "peak_memory_mb": 0.0,
                              "evals": [], "best": {}, "bad_evals": 0}
     generator = gan.ema.module if gan.ema is not None else gan.net_G  # what sampling uses
@@ -326,13 +329,19 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         else:
             extra["bad_evals"] += 1
 
+    def take_snapshot(done: int) -> None:
+        if n_snapshots and done not in extra["snapshots"] and str(done) not in extra["snapshots"]:
+            gan.refresh_ema()
+            extra["snapshots"][done] = _to_plain(snap(gan))
+
     def step_fn(step: int) -> Mapping[str, float]:
         start = time.perf_counter()
         with mem.step():
             losses = gan.train_step(data, step)
-        if step + 1 in snap_at:
-            gan.refresh_ema()
-            extra["snapshots"][step + 1] = _to_plain(snap(gan))
+        due = len(extra["snapshots"]) < len(snap_seconds) and (
+            extra["seconds"] + time.perf_counter() - start >= snap_seconds[len(extra["snapshots"])])
+        if step + 1 in snap_at or due:
+            take_snapshot(step + 1)
         extra["seconds"] = float(extra["seconds"] + time.perf_counter() - start)
         extra["peak_memory_mb"] = max(float(extra["peak_memory_mb"]), mem.peak_mb())  # checkpointed with the step
         if eval_fn is not None and ((step + 1) % eval_every == 0 or step + 1 == num_steps):
@@ -344,9 +353,11 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
             return True
         if patience and extra["bad_evals"] >= patience:
             extra["stopped_by"] = "early_stopping"
+            take_snapshot(done)
             return True
         if time_budget_s > 0 and extra["seconds"] >= time_budget_s:
             extra["stopped_by"] = "time_budget"
+            take_snapshot(done)
             return True
         return False
 
