@@ -1,6 +1,6 @@
 """Hold the utility harness against a published table: the `real` arm on PneumoniaMNIST at 28 px.
 
-    .venv/bin/python scripts/bench_pneumoniamnist.py            # 3 seeds, all cores, about 5 min on 2 cores
+    MEDGAN_DATA=../shared/data .venv/bin/python scripts/bench_pneumoniamnist.py   # 3 seeds, all cores, 2-6 min on 2 cores
 
 The harness's `real` arm (``metrics/utility.py``: the small CNN of ``models/classifier.py``,
 plain cross-entropy, early stopping on validation balanced accuracy) is trained on the official
@@ -9,9 +9,9 @@ PneumoniaMNIST train split, its settings chosen on the official validation split
 and scored once on the official test split. The table gives our mean +- sd over the seeds beside
 MedMNIST v2's ResNet-18 (28 px): accuracy 0.854, AUC 0.944 (Yang et al. 2023, "MedMNIST v2",
 Scientific Data 10:41, the PneumoniaMNIST rows of its benchmark table). Ours is a 3-block CNN
-with a few ten thousand weights, not a ResNet-18 (11 M), trained for at most 20 epochs, not 100:
-an accuracy near 0.85 is the expected ballpark, and a `real` arm far below it would mean the
-harness, not the data, limits every utility verdict. A benchmark, not a test: its time depends
+with 7 k (width 8) to 28 k (width 16) weights, not a ResNet-18 (11 M), trained for at most 20
+epochs, not 100: an accuracy near 0.85 is the expected ballpark, and a `real` arm far below it
+would mean the harness, not the data, limits every utility verdict. A benchmark, not a test: its time depends
 on the machine.
 """
 
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="data folder (default: $MEDGAN_DATA, then ./data)")
     args = parser.parse_args()
     t0 = time.perf_counter()
+    commit = git_commit()  # the code that runs, read before training (others may commit meanwhile)
     threads = set_threads(args.threads)
     device = select_device(args.device)
     data = load_pneumoniamnist(args.data_dir)
@@ -95,7 +96,7 @@ def main() -> None:
                                       f"({r.epochs_run} epochs, {r.seconds:.0f} s)" for i, r in runs.iterrows()))
     degenerate = int(res.table.degenerate.astype(bool).sum())
     print(f"degenerate runs: {degenerate} of {len(res.table)}")
-    print(f"wall time {seconds:.0f} s; {datetime.date.today().isoformat()}; commit {git_commit()}; "
+    print(f"wall time {seconds:.0f} s; {datetime.date.today().isoformat()}; commit {commit}; "
           f"torch {torch.__version__}; numpy {np.__version__}")
 
 
