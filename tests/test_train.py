@@ -95,9 +95,15 @@ def test_ema_update_by_hand_and_buffers_copied():
     with torch.no_grad():
         net[0].weight.fill_(6.0)
         net[1].running_mean.fill_(9.0)
+    ema.update(net)  # warm-up: decay min(0.75, 1/10) = 0.1, so 0.1 * 2 + 0.9 * 6 = 5.6
+    assert ema.module[0].weight.item() == pytest.approx(5.6)
+    assert ema.module[1].running_mean.item() == 9.0 and ema.num_updates == 1
+    ema.num_updates = 30  # past the warm-up ((1 + 30) / 40 > 0.75): the full decay
+    with torch.no_grad():
+        ema.module[0].weight.fill_(2.0)
     ema.update(net)  # 0.75 * 2 + 0.25 * 6 = 3
     assert ema.module[0].weight.item() == pytest.approx(3.0)
-    assert ema.module[1].running_mean.item() == 9.0 and ema.num_updates == 1
+    ema.num_updates = 1
     target = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
     ema.copy_to(target)
     assert target[0].weight.item() == pytest.approx(3.0)

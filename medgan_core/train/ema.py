@@ -6,7 +6,11 @@ Training"). After each generator step, every floating-point parameter is updated
 
     theta_ema <- decay * theta_ema + (1 - decay) * theta
 
-and buffers (batch-norm running statistics, counters) are copied as they are.
+with a warm-up: the decay used at update ``n`` (counted from 0) is
+``min(decay, (1 + n) / (10 + n))``, so early averages are not dominated by the random initial
+weights (the ``num_updates`` rule of TensorFlow's ``ExponentialMovingAverage``; with ``decay``
+0.999 the full decay is reached after about 9,000 updates). Buffers (batch-norm running
+statistics, counters) are copied as they are.
 ``ema.module`` is a frozen copy of the generator holding the averaged weights, ready to sample
 from; ``copy_to(net_G)`` writes them into another model.
 """
@@ -43,13 +47,14 @@ class EMA:
         Args:
             model: the model being trained, with the same architecture as the averaged one.
         """
+        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         ema_params = dict(self.module.named_parameters())
         for name, param in model.named_parameters():
             if name not in ema_params:
                 raise KeyError(f"EMA.update: parameter '{name}' is not in the averaged model; "
                                "pass the same architecture the EMA was built from.")
             if param.dtype.is_floating_point:
-                ema_params[name].lerp_(param.detach(), 1.0 - self.decay)
+                ema_params[name].lerp_(param.detach(), 1.0 - decay)
             else:
                 ema_params[name].copy_(param)
         ema_buffers = dict(self.module.named_buffers())
