@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -161,3 +162,23 @@ def test_as_nested_dict_for_metrics_json(study):
     assert np.isnan(nested["dark_only"]["bright"]["kid"]) and "ms_ssim_scales" not in nested["copy"]["all"]
     with pytest.raises(ValueError, match="lacks the columns"):
         as_nested_dict(table.drop(columns=["kid"]))
+
+
+def test_real_images_score_like_a_generator_and_reach_about_zero_kid():
+    from medgan_core.metrics.fidelity import RealImages, validation_kid
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (120, 8, 8, 3), dtype=np.uint8)
+    labels = np.repeat([0, 1], 60)
+    real = RealImages((images, labels))
+    x = real.sample(1, 5, seed=3)
+    assert x.shape == (5, 3, 8, 8) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert torch.equal(x, real.sample(1, 5, seed=3))
+    first = ((x.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8)
+    assert all(any(np.array_equal(f, im) for im in images[60:]) for f in first)  # drawn from class 1 only
+
+    def features(imgs):  # mean colour per channel: real vs real is near 0, real vs a shifted set is not
+        return np.asarray(imgs, dtype=np.float64).reshape(len(imgs), -1, 3).mean(1) / 255 + rng.normal(0, 1e-3, (len(imgs), 3))
+
+    score = validation_kid(features, (images, labels), max_per_class=30, seed=0)
+    bright = RealImages((np.clip(images.astype(int) + 80, 0, 255).astype(np.uint8), labels))
+    assert abs(score(real)) < score(bright)

@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from medgan_core.data.datasets import to_uint8_images
 from medgan_core.metrics.diversity import ms_ssim_diversity
@@ -52,7 +53,7 @@ from medgan_core.metrics.kid import kid_from_features
 from medgan_core.metrics.prdc import prdc
 from medgan_core.models.registry import sample_like
 
-__all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study", "validation_kid",
+__all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "fidelity_row", "fidelity_study", "validation_kid", "RealImages",
            "as_nested_dict", "rank_generators", "fid_ratios"]
 
 REFERENCE = "real (val vs train)"  # the ``model`` of the real-vs-real rows of :func:`fidelity_study`
@@ -264,3 +265,33 @@ def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split,
         return kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed, n_boot=0).mean
 
     return score
+
+
+class RealImages:
+    """Real images drawn like a generator's samples: the reference line of a convergence curve.
+
+    ``validation_kid(...)(RealImages(train))`` scores real training images exactly as it scores a
+    generator, so it is the value a perfect generator would reach at that sample size.
+
+    Args:
+        split: ``(uint8 images (N, H, W[, C]), labels (N,))``, e.g. the real training split.
+    """
+
+    def __init__(self, split: Split) -> None:
+        self.x, self.y = _check_split(split, "split")
+        self.num_classes = int(self.y.max()) + 1
+
+    def sample(self, cls: int, n: int, seed: int) -> torch.Tensor:
+        """``n`` images of class ``cls`` (without replacement while the class has enough), seeded.
+
+        Returns:
+            `(n, C, H, W)` float in [-1, 1], like a generator's output.
+        """
+        idx = np.flatnonzero(self.y == int(cls))
+        if not len(idx):
+            raise ValueError(f"RealImages: class {cls} has no images.")
+        rng = np.random.default_rng([int(seed), int(cls)])
+        x = self.x[rng.choice(idx, int(n), replace=int(n) > len(idx))].astype(np.float32) / 127.5 - 1.0
+        x = x[..., None] if x.ndim == 3 else x  # `(n, H, W, C)`
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+

@@ -340,7 +340,7 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
             losses = gan.train_step(data, step)
         due = len(extra["snapshots"]) < len(snap_seconds) and (
             extra["seconds"] + time.perf_counter() - start >= snap_seconds[len(extra["snapshots"])])
-        if step + 1 in snap_at or due:
+        if step + 1 in snap_at or due or (snap_seconds and step + 1 == num_steps):  # a budget run that ends by steps
             take_snapshot(step + 1)
         extra["seconds"] = float(extra["seconds"] + time.perf_counter() - start)
         extra["peak_memory_mb"] = max(float(extra["peak_memory_mb"]), mem.peak_mb())  # checkpointed with the step
