@@ -180,3 +180,14 @@ def test_proportional_cap_floor_small_classes_and_errors():
         im.proportional_cap(labels, 60, min_per_class=50)
     with pytest.raises(ValueError, match="positive int"):
         im.proportional_cap(labels, 0)
+
+
+def test_hold_out_groups_moves_whole_groups():
+    from medgan_core.data.imbalance import hold_out_groups
+    groups = np.array(["a", "a", "b", "b", "b", "c", "d"])
+    kept, held, ids = hold_out_groups(np.array([0, 1, 2, 3, 4, 5]), groups, 1, seed=0)
+    assert len(ids) == 1 and ids[0] in {"a", "b", "c"} and set(groups[held]) == set(ids)
+    assert not set(groups[kept]) & set(ids) and sorted(np.r_[kept, held]) == [0, 1, 2, 3, 4, 5]
+    assert hold_out_groups(np.array([0, 1]), groups, 0)[1].size == 0
+    with pytest.raises(ValueError, match="n_groups"):
+        hold_out_groups(np.array([0, 1]), groups, 1)  # one group only: nothing would be left to train on

@@ -53,3 +53,17 @@ def test_continuity_checks_shapes():
         continuity(np.zeros((2, 1, 4, 4)), np.zeros((2, 1, 4, 4), bool))
     with pytest.raises(ValueError, match="T >= 2"):
         continuity(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 5), bool))
+
+
+def test_masked_error_compares_only_the_masked_pixels():
+    from medgan_core.metrics.sequence import background_error, masked_error
+    ref = np.zeros((2, 3, 4, 4))
+    out = ref.copy()
+    where = np.zeros_like(ref, bool)
+    where[:, :, :2, :2] = True
+    out[where] = 0.5  # wrong inside the mask, right outside
+    inside = masked_error(out, ref, where)
+    assert np.allclose(inside["l1"], 0.5) and np.allclose(inside["psnr"], 10 * np.log10(4 / 0.25))
+    assert np.allclose(background_error(out, ref, where)["l1"], 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        masked_error(out, ref, where[:1])

@@ -82,5 +82,11 @@ def test_classifier_two_sample_test_spots_an_obvious_difference():
     out = classifier_two_sample_test(real(24), fake(24), real(10), fake(10), width=4, num_epochs=3, batch_size=16,
                                      lr=1e-2, n_boot=50)
     assert out["f1"] >= 0.9 and out["n"] == 20 and out["n_train"] == 48
+    assert out["auc"] >= 0.9 and out["auc_ci"][0] <= out["auc"] <= out["auc_ci"][1] and out["n_units"] == 20
+    by_patient = classifier_two_sample_test(real(24), fake(24), real(10), fake(10), width=4, num_epochs=3,
+                                            batch_size=16, lr=1e-2, n_boot=50, groups=np.tile(["p1", "p2"], 10))
+    assert by_patient["n_units"] == 2 and np.isnan(by_patient["auc_ci"]).all()  # 2 patients: no interval
+    with pytest.raises(ValueError, match="one unit per test case"):
+        classifier_two_sample_test(real(8), fake(8), real(4), fake(4), width=4, num_epochs=1, groups=["a"] * 3)
     with pytest.raises(ValueError, match="share"):
         classifier_two_sample_test(real(4), fake(4), real(4)[:, :1], fake(4))

@@ -298,6 +298,32 @@ def grouped_split(labels: Sequence | np.ndarray | pd.Series, groups: Sequence | 
     return {name: np.flatnonzero(sample_part == k).astype(np.int64) for k, name in enumerate(names)}
 
 
+def hold_out_groups(rows: np.ndarray, groups: Sequence | np.ndarray | pd.Series, n_groups: int,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """Move every row of ``n_groups`` randomly chosen groups (e.g. patients) out of ``rows``.
+
+    Used to carve a validation set of whole patients out of a training fold, so that early
+    stopping never sees a training patient.
+
+    Args:
+        rows: positions (into ``groups``) of the rows to split, e.g. a fold's training slices.
+        groups: the group of every row of the full table (indexed by ``rows``).
+        n_groups: how many groups to hold out (0: none); fewer than the groups in ``rows``.
+        seed: seed of the choice.
+
+    Returns:
+        ``(kept rows, held-out rows, held-out group ids)``.
+    """
+    rows = np.asarray(rows)
+    of_rows = np.asarray(groups)[rows]
+    present = sorted(set(of_rows.tolist()))
+    if not 0 <= int(n_groups) < max(len(present), 1):
+        raise ValueError(f"n_groups must be in 0..{len(present) - 1} (the rows hold {len(present)} groups), got {n_groups}.")
+    held = list(np.random.default_rng(seed).choice(present, int(n_groups), replace=False)) if n_groups else []
+    out = np.isin(of_rows, held)
+    return rows[~out], rows[out], held
+
+
 def grouped_kfold(labels: Sequence | np.ndarray | pd.Series, groups: Sequence | np.ndarray | pd.Series,
                   n_splits: int = 4, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Cross-validation folds by group (scikit-learn's shuffled ``StratifiedGroupKFold``).

@@ -21,14 +21,40 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["background_error", "continuity"]
+__all__ = ["masked_error", "background_error", "continuity"]
+
+
+def masked_error(out: np.ndarray, ref: np.ndarray, where: np.ndarray, data_range: float = 2.0) -> pd.DataFrame:
+    """Per-sample L1 and PSNR between ``out`` and ``ref`` over the pixels where ``where`` is true (all slices).
+
+    ``PSNR = 10 log10(data_range^2 / MSE)`` over those pixels (MSE floored at 1e-12). A sample
+    with no such pixel gets L1 = 0 and PSNR at the cap.
+
+    Args:
+        out: `(N, T, S, S)` generated sequences.
+        ref: `(N, T, S, S)` the sequences they are compared with.
+        where: `(N, T, S, S)` bool, the pixels compared.
+        data_range: the intensity span (2 for [-1, 1]).
+
+    Returns:
+        A frame with columns ``l1`` and ``psnr`` (one row per sample).
+    """
+    out, ref, where = np.asarray(out), np.asarray(ref), np.asarray(where)
+    if not (out.shape == ref.shape == where.shape):
+        raise ValueError(f"out, ref and the mask need one shape; got {out.shape}, {ref.shape}, {where.shape}.")
+    if data_range <= 0:
+        raise ValueError(f"data_range must be positive (2 for images in [-1, 1]), got {data_range}.")
+    keep = where.astype(bool)
+    n = keep.reshape(len(out), -1).sum(axis=1).clip(min=1)
+    diff = (out - ref) * keep
+    l1 = np.abs(diff).reshape(len(out), -1).sum(axis=1) / n
+    mse = (diff ** 2).reshape(len(out), -1).sum(axis=1) / n
+    psnr = 10.0 * np.log10(data_range ** 2 / np.maximum(mse, 1e-12))
+    return pd.DataFrame({"l1": l1, "psnr": psnr})
 
 
 def background_error(out: np.ndarray, ref: np.ndarray, region: np.ndarray, data_range: float = 2.0) -> pd.DataFrame:
-    """Per-sample L1 and PSNR between ``out`` and ``ref`` outside ``region`` (all slices).
-
-    ``PSNR = 10 log10(data_range^2 / MSE)`` over the pixels outside the region (MSE floored at
-    1e-12). A sample whose region covers every pixel gets L1 = 0 and PSNR at the cap.
+    """Per-sample L1 and PSNR between ``out`` and ``ref`` outside ``region`` (:func:`masked_error`).
 
     Args:
         out: `(N, T, S, S)` generated sequences.
@@ -39,18 +65,7 @@ def background_error(out: np.ndarray, ref: np.ndarray, region: np.ndarray, data_
     Returns:
         A frame with columns ``l1`` and ``psnr`` (one row per sample).
     """
-    out, ref, region = np.asarray(out), np.asarray(ref), np.asarray(region)
-    if not (out.shape == ref.shape == region.shape):
-        raise ValueError(f"out, ref and region need one shape; got {out.shape}, {ref.shape}, {region.shape}.")
-    if data_range <= 0:
-        raise ValueError(f"data_range must be positive (2 for images in [-1, 1]), got {data_range}.")
-    keep = ~region.astype(bool)
-    n = keep.reshape(len(out), -1).sum(axis=1).clip(min=1)
-    diff = (out - ref) * keep
-    l1 = np.abs(diff).reshape(len(out), -1).sum(axis=1) / n
-    mse = (diff ** 2).reshape(len(out), -1).sum(axis=1) / n
-    psnr = 10.0 * np.log10(data_range ** 2 / np.maximum(mse, 1e-12))
-    return pd.DataFrame({"l1": l1, "psnr": psnr})
+    return masked_error(out, ref, ~np.asarray(region).astype(bool), data_range)
 
 
 def continuity(seqs: np.ndarray, region: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from medgan_core.metrics.stats import bootstrap_resample_ci
+from medgan_core.metrics.stats import bootstrap_resample_ci, cluster_bootstrap_resample_ci
 from medgan_core.metrics.realism import c2st_probabilities
 
 LABELS = ("real", "synthetic")
@@ -94,7 +94,7 @@ def bootstrap_f1_ci(truth_synthetic: np.ndarray, said_synthetic: np.ndarray, n_b
 def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, real_test: np.ndarray,
                                fake_test: np.ndarray, width: int = 16, num_epochs: int = 15,
                                batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                               n_boot: int = 1000) -> dict[str, object]:
+                               n_boot: int = 1000, groups: np.ndarray | None = None) -> dict[str, object]:
     """Train "real vs synthetic" on one set of patients and score it on held-out patients.
 
     The training is the shared C2ST core, :func:`medgan_core.metrics.realism.c2st_probabilities`
@@ -112,11 +112,16 @@ def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, r
         batch_size: batch size.
         lr: Adam learning rate.
         seed: seeds the weights, shuffling and bootstrap.
-        n_boot: bootstrap resamples of the test cases for the F1 interval.
+        n_boot: bootstrap resamples of the test cases for the F1 and AUC intervals.
+        groups: the independent unit of each test case, real cases first then synthetic ones
+            (e.g. patient ids, `(len(real_test) + len(fake_test),)`): the AUC interval then
+            resamples whole units (a cluster bootstrap; ``(nan, nan)`` with fewer than 3 units);
+            ``None``: every test case is a unit.
 
     Returns:
-        ``f1``, ``f1_ci``, ``accuracy``, ``precision``, ``recall``, ``auc``, ``n`` (test cases),
-        ``n_train`` and ``said_synthetic``/``truth`` arrays.
+        ``f1``, ``f1_ci``, ``accuracy``, ``precision``, ``recall``, ``auc`` (0.5: real and synthetic
+        cannot be told apart; 1.0: always told apart), ``auc_ci``, ``n`` (test cases), ``n_train``
+        and ``said_synthetic``/``truth`` arrays.
     """
     arrays = [_check_sequences(a, n) for a, n in ((real_train, "real_train"), (fake_train, "fake_train"),
                                                  (real_test, "real_test"), (fake_test, "fake_test"))]
@@ -139,6 +144,16 @@ def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, r
     out: dict[str, object] = binary_scores(truth, said)
     out["f1_ci"] = bootstrap_f1_ci(truth, said, n_boot=n_boot, seed=seed)
     out["auc"] = float(roc_auc_score(truth, prob)) if 0 < truth.sum() < len(truth) else float("nan")
+    units = np.arange(len(truth)) if groups is None else np.asarray(groups)
+    if units.shape != truth.shape:
+        raise ValueError(f"groups needs one unit per test case, real then synthetic ({len(truth)}), got {units.shape}.")
+
+    def auc_of(idx: np.ndarray) -> float:
+        t = truth[idx]
+        return float(roc_auc_score(t, prob[idx])) if 0 < t.sum() < len(t) else float("nan")
+
+    out["auc_ci"] = cluster_bootstrap_resample_ci(units, auc_of, n_boot=n_boot, seed=seed)[1:]
+    out["n_units"] = int(len(np.unique(units)))
     out["n_train"] = int(len(rt) + len(ft))
     out["truth"], out["said_synthetic"] = truth, said
     return out
