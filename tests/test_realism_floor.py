@@ -19,13 +19,7 @@ from medgan_core.metrics.realism import _weighted_auc, c2st_auc, c2st_study
 FAST = dict(width=4, num_epochs=4, batch_size=32, lr=1e-2, n_boot=200)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def noise(n: int, seed: int, lo: int = 0, hi: int = 256) -> np.ndarray:
