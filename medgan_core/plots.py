@@ -261,8 +261,10 @@ def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[st
             if best:
                 hit = frame[frame["step"] == best]
                 ax.plot(hit[x], score[hit.index], "o", color=palette[label], markersize=9, markerfacecolor="none")
-        if reference is not None and (not floor or reference > 0):
-            ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label="real held-out images")
+        if reference is not None:  # on a log axis a reference <= 0 is drawn at the axis floor, and says so
+            shown = reference if not floor or reference > 0 else floor
+            ax.axhline(shown, color="grey", linestyle="--", linewidth=1,
+                       label="real images" + ("" if shown == reference else f" ({reference:.3g}, drawn at the axis floor)"))
         ax.set_xlabel(xlabel)
         if logy and floor:
             ax.set_yscale("log")

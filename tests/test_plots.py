@@ -91,6 +91,9 @@ def test_convergence_curves_against_steps_and_seconds():
     best = [ln for ln in left.get_lines() if ln.get_marker() == "o"]
     assert list(best[0].get_xdata()) == [200] and list(best[0].get_ydata()) == [0.1]
     assert list(right.get_lines()[0].get_xdata()) == [10.0, 20.0, 30.0]
+    below = plots.convergence_curves({"A": a}, reference=-0.01).axes[0]
+    ref_line = [ln for ln in below.get_lines() if ln.get_linestyle() == "--"][0]
+    assert ref_line.get_ydata()[0] > 0 and "axis floor" in ref_line.get_label()  # a reference <= 0 is shown, and says so
     with pytest.raises(ValueError, match="eval_fn"):
         plots.convergence_curves({"A": a.iloc[:0]})
     with pytest.raises(ValueError, match="lacks"):
