@@ -157,6 +157,16 @@ def _weighted_auc(prob: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> n
         return np.where(denom > 0, numer / np.where(denom > 0, denom, 1.0), np.nan)
 
 
+def _check_groups(groups: Any, n: int, name: str, unit: str) -> np.ndarray | None:
+    """``groups`` as a flat array of ``n`` labels (``None`` stays ``None``), or a clear error."""
+    if groups is None:
+        return None
+    g = np.asarray(groups).reshape(-1)
+    if len(g) != n:
+        raise ValueError(f"groups has {len(g)} labels but {name} has {n} images; pass one group per {unit}.")
+    return g
+
+
 def _auc_ci(prob: np.ndarray, truth: np.ndarray, groups: np.ndarray | None, n_boot: int,
             seed: int) -> tuple[float, float, float]:
     """AUC and its 95% bootstrap interval over test images (over groups of real images when given).
@@ -223,12 +233,7 @@ def c2st_auc(real_train: Any, fake_train: Any, real_test: Any, fake_test: Any, *
         raise ValueError(f"all four sets must share (C, S, S) after conversion; got {shapes}. "
                          "Convert them to one channel count and size first.")
     rt, ft, re, fe = sets.values()
-    g = None
-    if groups is not None:
-        g = np.asarray(groups).reshape(-1)
-        if len(g) != len(re):
-            raise ValueError(f"groups has {len(g)} labels but real_test has {len(re)} images; "
-                             "pass one group per held-out real image.")
+    g = _check_groups(groups, len(re), "real_test", "held-out real image")
     n_test = min(len(re), len(fe))
     rng = np.random.default_rng([seed, 1])
     keep_r = np.sort(rng.choice(len(re), n_test, replace=False))
@@ -374,12 +379,7 @@ def c2st_study(train: Split, heldout: Split, fakes: Mapping[str, Any], classes: 
     k = len(classes)
     x_tr, y_tr = _check_split(train, "train", k)
     x_he, y_he = _check_split(heldout, "heldout", k)
-    g_he = None
-    if groups is not None:
-        g_he = np.asarray(groups).reshape(-1)
-        if len(g_he) != len(y_he):
-            raise ValueError(f"groups has {len(g_he)} labels but heldout has {len(y_he)} images; "
-                             "pass one group per held-out image.")
+    g_he = _check_groups(groups, len(y_he), "heldout", "held-out image")
     fit = dict(width=width, num_epochs=num_epochs, batch_size=batch_size, lr=lr, seed=seed, n_boot=n_boot,
                device=device)
     rows = []
