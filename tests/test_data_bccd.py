@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fixtures_data import BCCD_COLOURS, real_data_dir, truncate_file, write_bccd
@@ -147,12 +148,19 @@ def test_real_data_counts():
 
 
 def test_cell_type_task_split_by_smear(data_dir):
-    splits, classes = bccd.load_cell_types(16, data_dir)
-    assert classes == list(bccd.CLASSES) and set(splits) == set(bccd.SPLITS)
+    splits, classes, smears = bccd.load_cell_types(16, data_dir, smears=True)
+    assert classes == list(bccd.CLASSES) and set(splits) == set(bccd.SPLITS) == set(smears)
     for x, y in splits.values():
         assert x.shape[1:] == (16, 16, 3) and x.dtype == np.uint8 and len(x) == len(y)
     boxes = bccd.load_index(data_dir)
     kept = boxes[~boxes.degenerate]
+    for split, ids in smears.items():  # each crop's smear, aligned with the split's crops; no smear in two splits
+        assert len(ids) == len(splits[split][1])
+        assert set(ids) == set(kept[kept.split == split].image_id)
+        per_smear = pd.crosstab(ids, splits[split][1])  # cells per (smear, type), from the crops
+        boxes_of = kept[kept.split == split]
+        assert per_smear.to_numpy().tolist() == pd.crosstab(boxes_of.image_id, boxes_of.label_idx).to_numpy().tolist()
+    assert not set(smears["train"]) & set(smears["test"])
     assert sum(len(y) for _, y in splits.values()) == len(kept)
     one = bccd.load_cell_types(16, data_dir, max_smears_per_split=1)[0]
     assert sum(len(y) for _, y in one.values()) < len(kept)

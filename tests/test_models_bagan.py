@@ -51,6 +51,21 @@ def test_class_latent_samples_follow_each_class_gaussian():
     np.testing.assert_allclose(np.cov(z0.numpy(), rowvar=False), latent.covs[0].numpy(), atol=0.05)
 
 
+def test_class_latent_fits_a_class_with_fewer_large_codes_than_dimensions():
+    """12 codes in 64 dimensions at a scale of 1e3 (a wide encoder on the rarest white cells): a
+    rank-deficient covariance whose fixed 1e-4 jitter was lost in float32 round-off."""
+    rng = np.random.default_rng(0)
+    codes = torch.from_numpy(rng.normal(0, 1, (40, 64)) @ rng.normal(0, 1e3, (64, 64))).float()
+    labels = torch.tensor([0] * 28 + [1] * 12)
+    latent = bagan.ClassLatent(2, 64).fit(codes, labels)
+    assert torch.isfinite(latent.chol).all()
+    z = latent.sample(torch.ones(4000, dtype=torch.long), torch.Generator().manual_seed(0))
+    spread = codes[labels == 1].std(0).mean()
+    assert (z.mean(0) - latent.means[1]).abs().max() < 0.2 * spread  # centred on the class's codes
+    with pytest.raises(ValueError, match="class 0: 4 of its 4 codes are not finite"):
+        bagan.ClassLatent(2, 3).fit(torch.tensor([[float("nan")] * 3] * 6), torch.tensor([0] * 4 + [1] * 2))
+
+
 def test_class_latent_errors():
     latent = bagan.ClassLatent(2, 3)
     with pytest.raises(ValueError, match="at least 2"):

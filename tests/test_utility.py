@@ -466,3 +466,24 @@ def test_summary_interval_covers_test_sampling(task):
     both = summarise(table, ["accuracy"], {"real": proba}, y, fns, n_boot=200).iloc[0]
     assert np.isnan(seed_only.ci_low) or seed_only.ci_low == seed_only.ci_high  # 2 equal seeds: nothing
     assert both["mean"] == pytest.approx(0.75) and both.ci_low < 0.75 < both.ci_high
+
+
+def test_summary_interval_resamples_whole_test_groups():
+    """Errors that come in whole smears: resampling smears widens the interval over resampling images."""
+    table = pd.DataFrame({"arm": ["real"] * 3, "seed": [0, 1, 2], "accuracy": [0.75] * 3})
+    groups = np.repeat(np.arange(8), 10)  # 8 smears of 10 cells
+    y = np.tile([0, 1], 40)
+    right = ~np.isin(groups, [0, 5])  # every cell of smears 0 and 5 misread, the rest right
+    proba = np.stack([np.eye(2)[np.where(right, y, 1 - y)]] * 3)
+    fns = {"accuracy": lambda yt, p: float(np.mean(p.argmax(1) == yt))}
+    cells = summarise(table, ["accuracy"], {"real": proba}, y, fns, n_boot=400).iloc[0]
+    smears = summarise(table, ["accuracy"], {"real": proba}, y, fns, n_boot=400, test_groups=groups).iloc[0]
+    assert cells["mean"] == smears["mean"] == pytest.approx(0.75)
+    assert smears.ci_low <= 0.75 <= smears.ci_high
+    assert smears.ci_high - smears.ci_low > 1.5 * (cells.ci_high - cells.ci_low)
+
+
+def test_utility_study_rejects_test_groups_of_the_wrong_length(task):
+    with pytest.raises(ValueError, match="test_groups has 3 labels"):
+        run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=["real"], seeds=[0],
+                          test_groups=[0, 1, 2], progress=False)

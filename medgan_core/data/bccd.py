@@ -381,17 +381,25 @@ def _by_split(images: np.ndarray, frame: pd.DataFrame) -> dict[str, Split]:
 
 
 def load_cell_types(size: int, data_dir: str | os.PathLike | None = None, max_smears_per_split: int = 0,
-                    progress: bool = False) -> tuple[dict[str, Split], list[str]]:
+                    progress: bool = False, smears: bool = False
+                    ) -> tuple[dict[str, Split], list[str]] | tuple[dict[str, Split], list[str], dict[str, np.ndarray]]:
     """Cell types (RBC / WBC / platelets): every non-degenerate box as a square crop, split by source smear.
+
+    Cells cropped from one smear share its stain and its patient, so they are not independent:
+    with ``smears=True`` the smear (image id) of every crop comes back too, for intervals that
+    resample whole smears (``stats.cluster_bootstrap_resample_ci``, ``realism.c2st_study(groups=)``,
+    ``utility.run_utility_study(test_groups=)``).
 
     Args:
         size: crop side in pixels.
         data_dir: the data folder (``None``: ``$MEDGAN_DATA``, then ``./data``).
         max_smears_per_split: keep only the first this many smears of each split (0 = all; smoke runs).
         progress: show a progress bar while cropping.
+        smears: also return ``{split: (N,) smear id of each crop}``, aligned with the split's images.
 
     Returns:
-        ``({"train"|"val"|"test": (images, labels)}, class names)``, labels indexing :data:`CLASSES`.
+        ``({"train"|"val"|"test": (images, labels)}, class names)``, labels indexing :data:`CLASSES`;
+        with ``smears=True`` a third item, the smear ids per split.
     """
     if max_smears_per_split < 0:
         raise ValueError(f"max_smears_per_split must be >= 0 (0 = all), got {max_smears_per_split}.")
@@ -400,7 +408,10 @@ def load_cell_types(size: int, data_dir: str | os.PathLike | None = None, max_sm
         keep = [i for s in SPLITS for i in sorted(boxes[boxes.split == s].image_id.unique())[:max_smears_per_split]]
         boxes = boxes[boxes.image_id.isin(keep)]
     images, frame = crop_cells(boxes, size, data_dir, progress=progress)
-    return _by_split(images, frame), list(CLASSES)
+    if not smears:
+        return _by_split(images, frame), list(CLASSES)
+    smear_ids = {s: frame.image_id.to_numpy()[(frame.split == s).to_numpy()] for s in SPLITS}
+    return _by_split(images, frame), list(CLASSES), smear_ids
 
 
 def load_wbc_subtypes(size: int, data_dir: str | os.PathLike | None = None, min_count: int = 10,

@@ -391,16 +391,16 @@ def metric_functions(class_names: Sequence[str], minority_class: int,
 
 def _arm_interval(values: np.ndarray, proba: np.ndarray | None = None, y_test: np.ndarray | None = None,
                   fn: Callable[[np.ndarray, np.ndarray], float] | None = None, n_boot: int = 1000,
-                  seed: int = 0) -> tuple[float, float, float]:
+                  seed: int = 0, groups: np.ndarray | None = None) -> tuple[float, float, float]:
     """Mean and 95% interval of one arm's metric: THE ONE CALL SITE of the summary's interval.
 
     With the arm's test probabilities `(S, N, K)`, the test labels and the metric's function:
-    :func:`medgan_core.metrics.stats.seed_and_test_interval` (seeds and test cases resampled
-    together, STUDY.md section 5). Without them (or with an older stats module): the t-interval
-    over seeds of ``values``.
+    :func:`medgan_core.metrics.stats.seed_and_test_interval` (seeds and test cases, or whole
+    ``groups`` of test cases such as smears, resampled together, STUDY.md section 5). Without
+    them (or with an older stats module): the t-interval over seeds of ``values``.
     """
     if proba is not None and y_test is not None and fn is not None and seed_and_test_interval is not None:
-        mean, low, high = seed_and_test_interval(proba, y_test, fn, n_boot=n_boot, seed=seed)
+        mean, low, high = seed_and_test_interval(proba, y_test, fn, groups=groups, n_boot=n_boot, seed=seed)
         return mean, (max(low, 0.0) if np.isfinite(low) else low), (min(high, 1.0) if np.isfinite(high) else high)
     return t_interval(values, clip=(0.0, 1.0))  # every metric here lives in [0, 1]
 
@@ -408,7 +408,7 @@ def _arm_interval(values: np.ndarray, proba: np.ndarray | None = None, y_test: n
 def summarise(table: pd.DataFrame, metrics: Sequence[str], test_proba: Mapping[str, np.ndarray] | None = None,
               y_test: np.ndarray | None = None,
               metric_fns: Mapping[str, Callable[[np.ndarray, np.ndarray], float]] | None = None,
-              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+              n_boot: int = 1000, seed: int = 0, test_groups: np.ndarray | None = None) -> pd.DataFrame:
     """Per arm and metric: mean and 95% interval, and how many runs were degenerate.
 
     The interval covers seeds and test-set sampling (``seed_and_test_interval``) when the test
@@ -424,6 +424,7 @@ def summarise(table: pd.DataFrame, metrics: Sequence[str], test_proba: Mapping[s
         metric_fns: ``{metric: f(y_true, proba)}`` (:func:`metric_functions`).
         n_boot: bootstrap resamples per arm and metric.
         seed: seed of the bootstrap.
+        test_groups: `(N,)` the unit of each test case (smear, patient): whole units are resampled.
 
     Returns:
         Long frame ``arm, metric, mean, ci_low, ci_high, std, n_seeds, n_runs, n_degenerate``
@@ -437,7 +438,7 @@ def summarise(table: pd.DataFrame, metrics: Sequence[str], test_proba: Mapping[s
         for metric in metrics:
             values = grp[metric].dropna().to_numpy(dtype=float)
             fn = None if metric_fns is None else metric_fns.get(metric)
-            mean, low, high = _arm_interval(values, proba, y_test, fn, n_boot, seed)
+            mean, low, high = _arm_interval(values, proba, y_test, fn, n_boot, seed, test_groups)
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
             rows.append({"arm": arm, "metric": metric, "mean": mean, "ci_low": low, "ci_high": high,
                          "std": sd, "n_seeds": len(values), "n_runs": len(grp), "n_degenerate": n_deg})
@@ -757,6 +758,7 @@ def run_utility_study(
     selection_seed: int | None = None,
     chance_tol: float = CHANCE_TOL,
     interval_boot: int = 1000,
+    test_groups: Any = None,
     classic_aug: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     size: int = 32,
     positive_class: int = 1,
@@ -806,6 +808,8 @@ def run_utility_study(
             degenerate (default :data:`CHANCE_TOL` = 0.02); so is one that predicts one class
             for every test image.
         interval_boot: resamples of the summary's seed + test-case bootstrap.
+        test_groups: `(len(test),)` the independent unit of each test image (the smear or patient it
+            comes from); the intervals then resample whole units instead of images (``None``: images).
         classic_aug: augmentation ``(x, generator) -> x`` for the ``classic_aug`` arms (default :class:`ClassicAug`).
         size: images are resized to ``size x size``.
         positive_class: binary tasks only: the class of ``sens_at_spec90``.
@@ -819,11 +823,17 @@ def run_utility_study(
     x_tr, y_tr = _check_split(train, "train")
     x_va, y_va = _check_split(val, "val")
     x_te, y_te = _check_split(test, "test")
+    if test_groups is not None:
+        test_groups = np.asarray(test_groups).reshape(-1)
+        if len(test_groups) != len(y_te):
+            raise ValueError(f"test_groups has {len(test_groups)} labels but the test split has {len(y_te)} images; "
+                             "pass one group (smear, patient) per test image.")
     k = int(max(y_tr.max(), y_va.max(), y_te.max())) + 1 if class_names is None else len(class_names)
     class_names = [str(c) for c in (class_names if class_names is not None else range(k))]
     if max(y_tr.max(), y_va.max(), y_te.max()) >= k:
         raise ValueError(f"Labels go up to {max(y_tr.max(), y_va.max(), y_te.max())} but {k} class names were given.")
-    notes = []
+    notes = [] if test_groups is None else [
+        f"intervals resample seeds and whole groups of test images ({len(np.unique(test_groups))} groups), not single images"]
     if grid is not None and settings is not None:
         raise ValueError("Pass grid= (choose the settings on validation) or settings= (fixed), not both.")
     if max_train_total is not None:
@@ -955,7 +965,7 @@ def run_utility_study(
     table = pd.DataFrame(rows)
     test_proba = {a: np.stack(p) for a, p in probas.items()}
     summary = summarise(table, metric_names, test_proba, y_te, metric_functions(class_names, minority, positive_class),
-                        n_boot=interval_boot, seed=min(seeds))
+                        n_boot=interval_boot, seed=min(seeds), test_groups=test_groups)
     ok_arms = set(table.arm[~_is_degenerate(table)])  # arms with at least one non-degenerate run
     gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS and n in ok_arms]
     base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS and n in ok_arms]
