@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from medgan_core.params import ParameterError
+from medgan_core.run_state import is_disk_full
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -104,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medgan: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("medgan: interrupted; the report folder holds what was done so far.", file=sys.stderr)
+        print("medgan: interrupted; the report folder holds what was done so far, and its run.json says "
+              "\"interrupted\".", file=sys.stderr)
         return 130
+    except OSError as err:
+        if is_disk_full(err):
+            print(f"medgan: the disk is full ({err.filename or 'writing a report or checkpoint'}): free some space "
+                  "(old runs/ folders can go) and run again.", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

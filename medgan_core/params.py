@@ -12,7 +12,7 @@ import io
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, MutableMapping
 
 import nbformat
 import yaml
@@ -120,6 +120,56 @@ def check_value(param: Param, value: Any, source: str) -> Any:
     return value
 
 
+def _number_text(param: Param, value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: turn such text into the number a float or int
+    parameter expects; anything else is returned unchanged (and judged by :func:`check_value`)."""
+    if isinstance(value, str) and isinstance(param.default, (int, float)) and not isinstance(param.default, bool):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if isinstance(param.default, float):
+            return number
+        return int(number) if number.is_integer() else value
+    return value
+
+
+INJECTED_MARK = "# Parameters"  # the first line of the cell papermill injects after the parameters cell
+
+
+def check_injected(notebook: Path | str, namespace: MutableMapping[str, Any]) -> list[str]:
+    """Check the parameters papermill injected into a running notebook, as ``medgan run`` would.
+
+    Papermill only warns about unknown names, so a misspelled key in a ``-f`` file or ``-p``
+    would run with the default. The kernel's input history (``In``) holds the injected cell
+    (it starts with ``# Parameters``); every name it assigns must be a parameter of
+    ``notebook`` and its value must have the parameter's type (numbers written as text, such
+    as ``"1e-3"``, are converted in ``namespace``). Without an injected cell (Jupyter) nothing
+    is checked.
+
+    Args:
+        notebook: path of the ``.ipynb`` file.
+        namespace: the notebook's ``globals()``.
+
+    Returns:
+        The injected names.
+    """
+    params = read_parameters(notebook)
+    injected: list[str] = []
+    for source in namespace.get("In", []) or []:
+        if isinstance(source, str) and source.lstrip().startswith(INJECTED_MARK):
+            injected += [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                         for t in node.targets if isinstance(t, ast.Name)]
+    unknown = sorted({n for n in injected if n not in params})
+    if unknown:
+        raise ParameterError(f"papermill injected unknown parameters {unknown} into {Path(notebook).name} (a misspelled "
+                             f"key in a -f file or -p?). Valid parameters:\n{describe(params)}")
+    for name in dict.fromkeys(injected):
+        namespace[name] = check_value(params[name], _number_text(params[name], namespace[name]),
+                                      "papermill parameters")
+    return list(dict.fromkeys(injected))
+
+
 def parse_override(text: str, params: dict[str, Param]) -> tuple[str, Any]:
     """Parse one ``-p name=value`` override against the declared parameters.
 
@@ -143,7 +193,7 @@ def parse_override(text: str, params: dict[str, Param]) -> tuple[str, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
         raise ParameterError(f"-p {text!r}: cannot parse the value ({err}).") from err
-    return name, check_value(param, value, "-p")
+    return name, check_value(param, _number_text(param, value), "-p")
 
 
 def load_params_file(path: Path | str, params: dict[str, Param]) -> dict[str, Any]:
@@ -163,4 +213,4 @@ def load_params_file(path: Path | str, params: dict[str, Param]) -> dict[str, An
     unknown = [k for k in data if k not in params]
     if unknown:
         raise ParameterError(f"{path}: unknown parameters {unknown}. Valid parameters:\n{describe(params)}")
-    return {k: check_value(params[k], v, str(path)) for k, v in data.items()}
+    return {k: check_value(params[k], _number_text(params[k], v), str(path)) for k, v in data.items()}

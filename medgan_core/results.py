@@ -9,13 +9,21 @@ Notebooks never edit JSON by hand. They call::
     results.log_quality_floor(floor.floor_table(fid, floor.QualityFloor(), c2st))  # who passed, and why
     results.log_withheld(withheld_sentences)                  # verdicts withheld below the floor
 
+Every notebook starts with ``params = results.start_run(NOTEBOOK, globals())`` (after its
+imports): it checks the parameters papermill injected (:func:`medgan_core.params.check_injected`:
+unknown names and wrong types stop the run before any work, as ``medgan run`` does) and fixes
+where this run's file goes.
+
 Where the file goes: ``$MEDGAN_RUN_DIR/metrics.json`` when the ``medgan`` runner executes the
-notebook (it sets that variable), else ``./runs/<experiment>/metrics.json`` for plain papermill
-or interactive runs. Every call rewrites the file atomically, so a crash keeps what was logged.
+notebook (it sets that variable), else ``./runs/<notebook>/<UTC timestamp>/metrics.json``, a new
+folder for every plain papermill or interactive run (never merged with another run's numbers);
+the notebook prints where. Every call rewrites the file atomically, so a crash keeps what was
+logged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -28,11 +36,41 @@ EXPERIMENT_VAR = "MEDGAN_EXPERIMENT"
 
 
 def metrics_path() -> Path:
-    """Where this run's ``metrics.json`` lives (see the module docstring)."""
+    """Where this run's ``metrics.json`` lives (see the module docstring).
+
+    Outside the runner the first call picks ``runs/<experiment>/<UTC timestamp>/`` and keeps it
+    for the rest of the process (it sets ``$MEDGAN_RUN_DIR``), so one kernel's numbers stay
+    together and two runs never share a file.
+    """
     run_dir = os.environ.get(RUN_DIR_VAR)
-    if run_dir:
-        return Path(run_dir) / "metrics.json"
-    return Path("runs") / os.environ.get(EXPERIMENT_VAR, "interactive") / "metrics.json"
+    if not run_dir:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        run_dir = str((Path("runs") / os.environ.get(EXPERIMENT_VAR, "interactive") / stamp).resolve())
+        os.environ[RUN_DIR_VAR] = run_dir
+    return Path(run_dir) / "metrics.json"
+
+
+def start_run(notebook: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Check papermill's parameters, say where the metrics go, and return the resolved parameters.
+
+    Args:
+        notebook: the notebook's name in ``notebooks/`` (``"01_bagan_blood_cells"``).
+        namespace: the notebook's ``globals()``; injected numbers given as text are converted in it.
+
+    Returns:
+        ``{name: value}`` of the notebook's parameters (part of every run folder's identity).
+
+    Raises:
+        medgan_core.params.ParameterError: an unknown or wrongly typed injected parameter.
+    """
+    from medgan_core.params import check_injected
+    from medgan_core.train.identity import PACKAGE_DIR, notebook_parameters
+
+    check_injected(PACKAGE_DIR.parent / "notebooks" / f"{notebook}.ipynb", namespace)
+    if not os.environ.get(RUN_DIR_VAR):
+        os.environ.setdefault(EXPERIMENT_VAR, notebook)
+        print(f"Not run by `medgan run`: this run's metrics go to {metrics_path()}")
+    return notebook_parameters(notebook, namespace)
 
 
 def load_metrics(path: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ import nbformat
 from medgan_core.atomic import write_json_atomic, write_text_atomic
 from medgan_core.params import ParameterError, load_params_file, parse_override, read_parameters
 from medgan_core.results import EXPERIMENT_VAR, RUN_DIR_VAR
+from medgan_core.run_state import FolderBusyError, FolderLock, clear_outputs, sigterm_as_interrupt, write_running
 
 PROFILES = ("smoke", "cpu", "gpu")
 # Wall-clock limit per experiment, in minutes, that the runner enforces (None: no limit). The cpu
@@ -365,9 +367,6 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     Returns:
         The ``run.json`` content.
     """
-    import papermill as pm
-
-    from medgan_core.report.html import render_report
     from medgan_core.report.index import build_index
 
     overrides = overrides or []
@@ -375,18 +374,43 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
     out_root = Path(out_root) if out_root else root / "reports"
     params = resolve_parameters(exp, profile, overrides, root, data_dir)
     limit_min = time_limit_for(profile, time_limit_min)
-    tree_start = git_tree(root, "start")
     out_dir = out_root / exp.name / profile
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").unlink(missing_ok=True)  # a stale file must never pass for this run's numbers
+    command = reproduce_command(exp, profile, overrides, data_dir, time_limit_min)
+    with FolderLock(out_dir, command), sigterm_as_interrupt():
+        record = _execute(exp, profile, overrides, params, out_dir, root, command, data_dir, progress, limit_min)
+        build_index(out_root)
+    if record["status"] == "interrupted":
+        raise KeyboardInterrupt
+    return record
+
+
+def _execute(exp: Experiment, profile: str, overrides: list[str], params: dict[str, Any], out_dir: Path, root: Path,
+             command: str, data_dir: str | None, progress: bool, limit_min: float | None) -> dict[str, Any]:
+    """Run the notebook into ``out_dir`` (whose lock the caller holds) and publish it; returns ``run.json``.
+
+    The earlier run's files are removed first and ``run.json`` says ``running`` until it is
+    replaced by the final record, so the folder never shows an earlier run's status or numbers.
+    """
+    import papermill as pm
+
+    from medgan_core.report.html import render_report
+    from medgan_core.report.index import build_index
+
+    tree_start = git_tree(root, "start")
+    started = dt.datetime.now(dt.timezone.utc)
+    clear_outputs(out_dir)
     write_json_atomic(out_dir / "params.json", params)
+    base = {"experiment": exp.name, "title": exp.title, "profile": profile,
+            "start": started.isoformat(timespec="seconds"), "time_limit_min": limit_min, "command": command,
+            "overrides": overrides}
+    write_running(out_dir, base)
+    build_index(out_dir.parent.parent)  # the index says "running" from now on, never the earlier status
 
     env = {RUN_DIR_VAR: str(out_dir.resolve()), EXPERIMENT_VAR: exp.name, "MEDGAN_PROFILE": profile,
            "MEDGAN_ROOT": str(root.resolve())}
     if data_dir:
         env["MEDGAN_DATA"] = str(Path(data_dir).resolve())
     partial = out_dir / f".{exp.name}.partial.ipynb"
-    started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     guard: dict[str, Any] = {}
     if limit_min is not None:
@@ -404,8 +428,8 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
                                 progress_bar=progress, cwd=str(root), log_output=False, **guard)
         except pm.PapermillExecutionError as err:
             status, error = "failed", f"{err.ename}: {err.evalue}"
-        except KeyboardInterrupt:
-            status, error = "interrupted", "KeyboardInterrupt"
+        except KeyboardInterrupt as err:
+            status, error = "interrupted", f"KeyboardInterrupt{f' ({err})' if str(err) else ''}"
         except Exception as err:  # kernel death, missing kernel...: still publish what we have
             status, error = "failed", f"{type(err).__name__}: {err}"
     wall = time.perf_counter() - t0
@@ -425,14 +449,11 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
                                                      "note": "the notebook logged no metrics"})
     rel = os.path.relpath
     record = {
-        "experiment": exp.name, "title": exp.title, "profile": profile, "status": status, "error": error,
-        "start": started.isoformat(timespec="seconds"), "end": ended.isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 2), "time_limit_min": limit_min, "over_budget": over_budget,
+        **base, "status": status, "error": error, "end": ended.isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 2), "over_budget": over_budget,
         "peak_memory_mb": round(memory.peak_bytes / 2**20, 1),
         "git_commit": git_commit(root, tree["end"]), "tree": tree, "packages": package_versions(), "device": device_description(),
-        "cpu_cores_available": _available_cores(),
-        "command": reproduce_command(exp, profile, overrides, data_dir, time_limit_min), "overrides": overrides,
-        "data_folders": exp.data_folders,
+        "cpu_cores_available": _available_cores(), "data_folders": exp.data_folders,
         "notebook": rel(exp.notebook, out_dir), "params_file": rel(root / "params" / exp.name / f"{profile}.yaml", out_dir),
     }
     if executed.is_file():
@@ -445,10 +466,24 @@ def run_experiment(exp: Experiment, profile: str, overrides: list[str] | None = 
         write_text_atomic(out_dir / full, render_report(executed, header=header, other_version=reader))
         write_text_atomic(out_dir / reader, render_report(executed, reader=True, header=header, other_version=full))
     write_json_atomic(out_dir / "run.json", record)
-    build_index(out_root)
-    if status == "interrupted":
-        raise KeyboardInterrupt
     return record
+
+
+def check_out_root(out_root: Path) -> None:
+    """A clear error, before any work, when the reports folder cannot be written.
+
+    Raises:
+        ParameterError: ``out_root`` is a file, or a folder (or parent) this process cannot write to.
+    """
+    if out_root.exists() and not out_root.is_dir():
+        raise ParameterError(f"--out {out_root}: is a file, not a folder; pass a folder for the reports.")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_root):
+            pass
+    except OSError as err:
+        raise ParameterError(f"--out {out_root}: cannot write there ({err.strerror or err}); pass a folder you can "
+                             "write to.") from err
 
 
 def run_batch(names: list[str], profile: str, overrides: list[str] | None = None, *, data_dir: str | None = None,
@@ -472,13 +507,19 @@ def run_batch(names: list[str], profile: str, overrides: list[str] | None = None
     root = root or repo_root()
     experiments = get_experiments(names, root)
     time_limit_for(profile, time_limit_min)  # validate before running any
+    check_out_root(Path(out_root) if out_root else root / "reports")
     for exp in experiments:  # validate all before running any
         resolve_parameters(exp, profile, overrides or [], root, data_dir)
     failed = []
     for exp in experiments:
         print(f"[medgan] {exp.name} ({profile}) ...", file=sys.stderr, flush=True)
-        record = run_experiment(exp, profile, overrides, data_dir=data_dir, out_root=out_root, root=root,
-                                progress=progress, time_limit_min=time_limit_min)
+        try:
+            record = run_experiment(exp, profile, overrides, data_dir=data_dir, out_root=out_root, root=root,
+                                    progress=progress, time_limit_min=time_limit_min)
+        except FolderBusyError as err:  # another run writes this folder: leave it alone, go on with the batch
+            print(f"[medgan] {exp.name}: not run: {err}", file=sys.stderr, flush=True)
+            failed.append(exp.name)
+            continue
         where = Path(out_root or root / "reports") / exp.name / profile
         print(f"[medgan] {exp.name}: {record['status']} in {record['wall_seconds']:.0f} s -> {where}/",
               file=sys.stderr, flush=True)

@@ -158,6 +158,19 @@ def test_sqaggan_verdict_speaks_in_auc_when_given_and_quotes_the_papers_two_numb
     assert "AUC" not in sqaggan_writeup.verdict(*args, auc_rec=float("nan"))
 
 
+def test_sqaggan_verdict_withholds_the_comparison_with_an_ablation_below_the_floor():
+    args = (3, {"rho": 0.3, "ci": (0.2, 0.9), "mae": 1.5}, 0.4, 24.0, 0.9, 0.8, 0.57, None, EST)
+    text = sqaggan_writeup.verdict(*args, none_withheld="nodule-region L1 0.598 >= 1 x 0.407 (erased input)")
+    assert "0.57 times as much as real neighbouring slices with the Bi-ConvLSTM (over-smoothed)" in text
+    assert ("the comparison without it is withheld: that model is below the quality floor (nodule-region L1 0.598 "
+            ">= 1 x 0.407 (erased input))") in text and "flickering" not in text
+    closing = sqaggan_writeup.closing_table({"reconstruction": (0.9, (0.8, 1.0)), "injection": (0.7, (0.6, 0.8))},
+                                            {"rho": 0.3, "ci": (0.1, 0.5), "mae": 1.2}, {"psnr": 24.6, "l1": 0.1},
+                                            (0.57, None), 36_000_000, 64, EST, "30 x 9 s")
+    row = closing.loc["Bi-ConvLSTM vs none (slice-to-slice change / real)", "ours (this run)"]
+    assert row == "0.57 with, without: withheld (that model is below the quality floor)"
+
+
 def test_sqaggan_turing_numbers_are_the_papers_reconstruction_and_injection_apart():
     f1 = sqaggan_writeup.WRITEUP_TURING_F1
     assert f1 == {"SQ-AGGAN (reconstruction)": 0.5086, "SQ-AGGAN (injection)": 0.5585, "MCGAN": 0.5038,

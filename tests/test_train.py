@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from medgan_core.losses import get_losses
+from medgan_core.train.guard import NonFiniteWeightsError, first_nonfinite_model
 from medgan_core.train import (EMA, CheckpointError, ImagePool, NonFiniteLossError, adversarial_step,
-                               amp_context, check_finite, checkpoint_path, dataloader_generator,
+                               amp_context, check_finite, checkpoint_path, checksum_path, dataloader_generator,
                                latest_checkpoint, load_checkpoint, maybe_channels_last, save_checkpoint,
                                seed_everything, seed_worker, select_device, step_batch_indices, train_loop)
 
@@ -174,6 +175,24 @@ def test_checkpoint_round_trip_restores_state_and_rng(tmp_path):
     assert draws() == after_save  # Python, NumPy and torch RNGs continue where they were
 
 
+def test_a_flipped_byte_in_a_checkpoint_is_detected(tmp_path):
+    net = nn.Linear(64, 64)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    path = save_checkpoint(tmp_path / "ckpt_00000010.pt", models={"net": net}, optimizers={"net": opt}, step=10)
+    assert checksum_path(path).read_text().split()[1] == path.name
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2  # inside the weight tensor's bytes
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"ckpt_00000010\.pt does not match its sha256.*Delete ckpt_00000010\.pt "
+                                              r"and ckpt_00000010\.pt\.sha256"):
+        load_checkpoint(path, models={"net": nn.Linear(64, 64)}, optimizers={"net": opt})
+    checksum_path(path).unlink()  # an interrupted save: the checkpoint without its checksum
+    assert latest_checkpoint(tmp_path) is None
+    with pytest.raises(CheckpointError, match="no readable checksum file"):
+        load_checkpoint(path, models={"net": nn.Linear(64, 64)}, optimizers={"net": opt})
+
+
 def test_checkpoint_names_must_match(tmp_path):
     net, opt, _ = small_state(0)
     save_checkpoint(tmp_path / "c.pt", models={"G": net}, optimizers={"G": opt}, step=1)
@@ -316,6 +335,34 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     step, _ = load_checkpoint(latest_checkpoint(tmp_path), models={"net": probe},
                               optimizers={"net": torch.optim.SGD(probe.parameters(), lr=0.1)})
     assert step == 5 and probe.weight.item() == saved[5]
+
+
+def test_weights_blown_up_by_a_finite_loss_step_stop_training_before_any_checkpoint(tmp_path):
+    """An update with finite losses that blows the weights up (here the learning rate jumps to
+    infinity at step 3): training stops there, naming the run, the model and the step, and every
+    checkpoint on disk is finite."""
+    seed_everything(0)
+    net_G, net_D = nn.Linear(4, 4), nn.Linear(4, 1)
+    opt = torch.optim.SGD(net_D.parameters(), lr=0.01)
+
+    def step_fn(step):
+        loss = net_D(torch.randn(8, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.param_groups[0]["lr"] = float("inf") if step == 3 else 0.01
+        opt.step()
+        return {"loss_D": loss.item()}  # finite: computed before the update
+
+    with pytest.raises(NonFiniteWeightsError, match=r"^dcgan\[RBC\]: the weights of model 'D' are not finite after "
+                                                    r"the update at step 3 \(its losses were finite\).*ckpt_00000003") as err:
+        train_loop(step_fn, 50, run_dir=tmp_path, checkpoint_every=1, progress=False, desc="dcgan[RBC]",
+                   models={"G": net_G, "D": net_D}, optimizers={"D": opt})
+    assert err.value.name == "D" and err.value.step == 3 and first_nonfinite_model({"G": net_G, "D": net_D}) == "D"
+    assert latest_checkpoint(tmp_path).name == "ckpt_00000003.pt"
+    probe_G, probe_D = nn.Linear(4, 4), nn.Linear(4, 1)
+    load_checkpoint(latest_checkpoint(tmp_path), models={"G": probe_G, "D": probe_D},
+                    optimizers={"D": torch.optim.SGD(probe_D.parameters(), lr=1.0)})
+    assert first_nonfinite_model({"G": probe_G, "D": probe_D}) is None
 
 
 def test_adversarial_step_wgan_gp_and_nan_guard():

@@ -103,7 +103,7 @@ def test_resume_equals_a_straight_run(tmp_path, name):
     assert torch.equal(straight.sample(1, 4, 0), resumed.sample(1, 4, 0))
 
 
-def test_resume_restores_extras_and_ema(tmp_path):
+def test_resume_restores_extras_and_ema(tmp_path, capsys):
     images, labels = uint8_images()
     data = ImageBatches(images, labels, batch_size=4, seed=0)
     ae = build_gan("bagan_autoencoder", image_size=16, nz=8, width_G=4, width_D=4)
@@ -117,6 +117,9 @@ def test_resume_restores_extras_and_ema(tmp_path):
     fresh = build_gan("bagan", latent=other, **kw)
     run = train_gan(fresh, data, num_steps=2, run_dir=tmp_path, progress=False)
     assert run.resumed_from == 2 and run.steps == 2
+    said = capsys.readouterr().out  # the report says that these weights come from an earlier run
+    assert f"bagan: loaded run {tmp_path.name} at step 2 (ckpt_00000002.pt, written " in said
+    assert "finished, not trained in this run" in said
     assert torch.equal(fresh.extras["latent"].means, gan.extras["latent"].means)
     assert fresh.ema.num_updates == 2 and torch.equal(fresh.sample(0, 3, 1), gan.sample(0, 3, 1))
 

@@ -14,19 +14,17 @@ import pandas as pd
 from medgan_core.metrics.stats import format_ci
 
 # Mean F1 of "synthetic" of the two radiologists in the paper's visual Turing test (radiologist 2 left 7 undecided).
-WRITEUP_TURING_F1 = {"SQ-AGGAN (reconstruction)": 0.5086, "SQ-AGGAN (injection)": 0.5585, "MCGAN": 0.5038,
-                     "T-GAN": 0.5198}
+WRITEUP_TURING_F1 = {"SQ-AGGAN (reconstruction)": 0.5086, "SQ-AGGAN (injection)": 0.5585, "MCGAN": 0.5038, "T-GAN": 0.5198}
 WRITEUP_COST_SOURCE = "SQ-AGGAN paper (quoted in the write-up)"
 WRITEUP_TURING_SOURCE = "2 radiologists (SQ-AGGAN paper, quoted in the write-up)"
-WRITEUP_COST = {"parameters": 62_406_016, "memory_mb": 32_155, "batch": 32, "crop_px": 64, "seconds_per_epoch": 330,
-                "epochs": 1000}
+WRITEUP_COST = {"parameters": 62_406_016, "memory_mb": 32_155, "batch": 32, "crop_px": 64, "seconds_per_epoch": 330, "epochs": 1000}
 DIRECTION_PAPER = "higher F1 = radiologists fooled more often, as the write-up counts it"
 DIRECTION_OURS = "F1 or AUC near 1 = fakes easy to spot; AUC 0.5 = indistinguishable"
 F1_ANCHOR = "F1 is not anchored at chance: a reader who always answers 'synthetic' scores 0.667"
 TURING_FOOTNOTE = f"Radiologists: {DIRECTION_PAPER}. Ours: {DIRECTION_OURS}. {F1_ANCHOR}; AUC is anchored at 0.5."
 COST_COLUMNS = ["setting", "batch", "crop px", "parameters", "training memory (MB)", "s / epoch", "how"]
-MEMORY_SETTINGS = (("fp32", False, False), ("bf16 autocast", False, True),  # at write-up scale: (label, ckpt, bf16)
-                   ("gradient checkpointing", True, False), ("bf16 + checkpointing", True, True))
+MEMORY_SETTINGS = (("fp32", False, False), ("bf16 autocast", False, True), ("gradient checkpointing", True, False),
+                   ("bf16 + checkpointing", True, True))  # at the write-up's scale: (label, checkpointing, bf16)
 _ci = lambda r, k, d=3: format_ci(r[k], *r[f"{k}_ci"], d) if f"{k}_ci" in r else f"{r[k]:.{d}f}"  # noqa: E731 (CI)
 
 
@@ -74,12 +72,7 @@ def cost_table(cpu: Mapping[str, float], cpu_est: Mapping[str, float], est: Mapp
 
 
 def estimator_check(estimated_mb: float, measured_mb: float) -> str:
-    """How the activation-count estimator compares with the measured memory at the cpu setting.
-
-    Args:
-        estimated_mb: the estimate at the cpu setting.
-        measured_mb: the measured peak growth at the same setting.
-    """
+    """How the activation-count estimator (``estimated_mb``) compares with the peak growth measured at the cpu setting."""
     ratio = estimated_mb / max(measured_mb, 1e-9)
     how = ("it over-counts (tensors of the critic and generator updates are summed although they are not all alive "
            "at once)" if ratio > 1.2 else "it under-counts (allocator overhead and temporary buffers are not in it)")
@@ -89,8 +82,8 @@ def estimator_check(estimated_mb: float, measured_mb: float) -> str:
 
 
 def verdict(n_patients: int, mal: Mapping[str, Any], validity: float, bg_psnr: float, f1_rec: float, f1_inj: float,
-            cont_lstm: float, cont_none: float, est: Mapping[str, Mapping[str, float]], auc_rec: float | None = None,
-            auc_inj: float | None = None) -> str:
+            cont_lstm: float, cont_none: float | None, est: Mapping[str, Mapping[str, float]],
+            auc_rec: float | None = None, auc_inj: float | None = None, none_withheld: str = "") -> str:
     """The report's verdict sentence, built from this run's numbers.
 
     Args:
@@ -99,9 +92,10 @@ def verdict(n_patients: int, mal: Mapping[str, Any], validity: float, bg_psnr: f
         validity: the regressor's Spearman on real held-out nodules (its ceiling).
         bg_psnr: PSNR outside the nodule of SQ-AGGAN's injections (dB).
         f1_rec, f1_inj: the two-sample classifier's F1 on reconstructions and on injections.
-        cont_lstm, cont_none: slice-to-slice change of injections / real, with and without the Bi-ConvLSTM.
+        cont_lstm, cont_none: slice-to-slice change of injections / real, with and without the Bi-ConvLSTM (None: below the floor).
         est: the write-up-scale memory estimates by setting.
         auc_rec, auc_inj: the classifier's AUC on reconstructions and injections; the sentence speaks in AUC if given.
+        none_withheld: why the model without the Bi-ConvLSTM is below the floor (its comparison is then withheld).
     """
     lo, hi = mal["ci"]
     direction = "rose with" if lo > 0 else "fell with" if hi < 0 else "did not clearly follow"
@@ -110,6 +104,8 @@ def verdict(n_patients: int, mal: Mapping[str, Any], validity: float, bg_psnr: f
     say = lambda t, f, a: f"F1 {f:.2f} ({t})" if a is None or a != a else f"AUC {a:.2f} ({t}; F1 {f:.2f})"  # noqa
     turing = f"{say('reconstruction', f1_rec, auc_rec)} and {say('injection', f1_inj, auc_inj)}"
     turing += " (AUC 0.5 = cannot tell them apart, 1 = always can)" if "AUC" in turing else ""
+    without = (f" and {cont_none:.2f} times without it ({smooth(cont_none)})" if cont_none is not None else
+               f"; the comparison without it is withheld: that model is below the quality floor ({none_withheld})")
     return (f"On {n_patients} held-out patients, the malignancy read back from injected nodules {direction} the "
             f"requested one (within-background Spearman {mal['rho']:.2f} (95% CI {lo:.2f} to {hi:.2f}), off by "
             f"{mal['mae']:.1f} rating points on average; the regressor reaches {validity:.2f} on real held-out "
@@ -118,13 +114,12 @@ def verdict(n_patients: int, mal: Mapping[str, Any], validity: float, bg_psnr: f
             f"{WRITEUP_TURING_F1['SQ-AGGAN (reconstruction)']} (reconstruction) and "
             f"{WRITEUP_TURING_F1['SQ-AGGAN (injection)']} (injection) in the SQ-AGGAN paper quoted by the write-up "
             f"({DIRECTION_PAPER}; {F1_ANCHOR}); injected slices changed {cont_lstm:.2f} times as much as real "
-            f"neighbouring slices with the Bi-ConvLSTM ({smooth(cont_lstm)}) and {cont_none:.2f} times without it "
-            f"({smooth(cont_none)}); at the write-up's scale, batch 32 is estimated at "
-            f"{est['fp32']['training_memory_mb']:,.0f} MB in fp32 and {est[best]['training_memory_mb']:,.0f} MB with "
+            f"neighbouring slices with the Bi-ConvLSTM ({smooth(cont_lstm)}){without}; at the write-up's scale, batch "
+            f"32 is estimated at {est['fp32']['training_memory_mb']:,.0f} MB in fp32 and {est[best]['training_memory_mb']:,.0f} MB with "
             f"{best}, against the 32,155 MB reported by the SQ-AGGAN paper (quoted in the write-up).")
 
 
-def closing_table(f1: Mapping[str, tuple], mal: Mapping[str, Any], bg: Mapping[str, float], cont: tuple[float, float],
+def closing_table(f1: Mapping[str, tuple], mal: Mapping[str, Any], bg: Mapping[str, float], cont: tuple,
                   n_params: int, width: int, est: Mapping[str, Mapping[str, float]], training: str,
                   c2st: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """Our headline numbers beside the write-up's, one row per question, with who produced each and how to read it.
@@ -132,7 +127,7 @@ def closing_table(f1: Mapping[str, tuple], mal: Mapping[str, Any], bg: Mapping[s
     Args:
         f1: ``{"reconstruction"|"injection": (f1, (low, high))}`` of the two-sample classifier.
         mal, bg: malignancy control of the injections (``rho``, ``ci``, ``mae``); their ``psnr``, ``l1`` off the nodule.
-        cont: slice-to-slice change / real with and without the Bi-ConvLSTM.
+        cont: slice-to-slice change / real with and without the Bi-ConvLSTM (None: withheld, below the floor).
         n_params, width: parameters at the write-up-scale width, and that width.
         est: the write-up-scale memory estimates by setting.
         training: our epochs and time, as a phrase.
@@ -150,7 +145,8 @@ def closing_table(f1: Mapping[str, tuple], mal: Mapping[str, Any], bg: Mapping[s
             ("background kept (injection)", "not quantified", wu,
              f"PSNR {bg['psnr']:.1f} dB, L1 {bg['l1']:.3f} outside the nodule", "higher PSNR, lower L1 = kept"),
             ("Bi-ConvLSTM vs none (slice-to-slice change / real)", "discontinuities without it", wu,
-             f"{cont[0]:.2f} with, {cont[1]:.2f} without (injection)", "1 = like real; < 1 smoothed, > 1 flickering"),
+             f"{cont[0]:.2f} with, " + (f"{cont[1]:.2f} without (injection)" if cont[1] is not None else "without: "
+                                        "withheld (that model is below the quality floor)"), "1 = like real; < 1 smoothed, > 1 flickering"),
             ("parameters", f"{w['parameters']:,}", paper, f"{n_params:,} at width {width} (widths not in the write-up)",
              ""),
             ("training memory, batch 32", f"{w['memory_mb']:,} MB", paper,

@@ -1,6 +1,7 @@
 """``reports/index.html``: one row per experiment and profile, rebuilt after every run.
 
-Each row shows the status (colour and word), date, wall time, the one or two headline
+Each row shows the status (colour and word; ``running`` while a run writes the folder, ``died``
+when that run's process is gone, see :mod:`medgan_core.run_state`), date, wall time, the one or two headline
 metrics with their CIs and the report's computed verdict sentence (all read from
 ``metrics.json`` and ``run.json``), and links to the full and reader versions. The page is a
 single offline file that reads well on a laptop screen and on paper.
@@ -22,6 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from medgan_core.atomic import write_text_atomic
+from medgan_core.run_state import effective_status
+
+STATUS_NOTES = {
+    "running": "running now: the earlier run's report was removed when this one started",
+    "died": "the run's process is gone (killed, or the machine stopped) before it finished; "
+            "what it wrote is incomplete: run it again",
+}
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto;
@@ -33,7 +41,8 @@ th, td { border-bottom: 1px solid #d0d7de; padding: 8px 8px; text-align: left; v
 th { background: #f6f8fa; position: sticky; top: 0; }
 .status { font-weight: bold; padding: 2px 8px; border-radius: 10px; white-space: nowrap; }
 .status-ok { background: #dafbe1; color: #1a7f37; }
-.status-failed, .status-interrupted, .status-timed_out { background: #ffebe9; color: #cf222e; }
+.status-failed, .status-interrupted, .status-timed_out, .status-died { background: #ffebe9; color: #cf222e; }
+.status-running { background: #fff8c5; color: #7d4e00; }
 .mark { font-size: 0.85em; margin-top: 4px; }
 .mark-warn { color: #9a6700; }
 .mark-info { color: #57606a; }
@@ -128,14 +137,14 @@ def _row(folder: Path, root: Path) -> tuple[tuple[str, str], str] | None:
     if not isinstance(metrics, dict):
         metrics = {}
     e = html.escape
-    status = run.get("status", "unknown")
+    status = effective_status(run)
     heads = []
     for item in (metrics.get("headline") or [])[:2]:
         ci = item.get("ci")
         ci_text = f' <span class="ci">[{_fmt(ci[0])}, {_fmt(ci[1])}]</span>' if ci and None not in ci else ""
         heads.append(f'<div class="metric">{e(str(item.get("label", item.get("name"))))}: '
                      f'<b>{_fmt(item.get("value"))}</b>{ci_text}</div>')
-    verdict = metrics.get("verdict") or ("" if status == "ok" else run.get("error") or "")
+    verdict = metrics.get("verdict") or ("" if status == "ok" else run.get("error") or STATUS_NOTES.get(status, ""))
     rel = folder.relative_to(root).as_posix()
     exp = run.get("experiment", folder.parent.name)
     links = []

@@ -16,11 +16,18 @@ Writing is atomic: the state goes to a temporary file in the same folder, is flu
 fsync'ed, then renamed over the target with ``os.replace``. A crash or error while saving leaves
 the previous checkpoint untouched, never a half-written one.
 
+Every checkpoint has a checksum beside it, ``ckpt_{step:08d}.pt.sha256`` (written before the
+checkpoint is renamed into place), and :func:`load_checkpoint` verifies it: a flipped byte in a
+tensor would otherwise load silently and change the results. A checkpoint without its checksum
+is incomplete and :func:`latest_checkpoint` skips it.
+
 Files are named ``ckpt_{step:08d}.pt``; :func:`latest_checkpoint` finds the newest in a folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import random
@@ -34,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from medgan_core.atomic import write_text_atomic
 
 FORMAT_VERSION = 1
 GROUPS = ("models", "optimizers", "schedulers", "ema", "pools")
@@ -55,10 +64,17 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
     return Path(folder) / f"ckpt_{int(step):08d}.pt"
 
 
+def checksum_path(path: str | Path) -> Path:
+    """The checksum file of a checkpoint: ``ckpt_00000500.pt.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
 def latest_checkpoint(folder: str | Path) -> Path | None:
     """Return the checkpoint with the highest step in ``folder``, or ``None`` if there is none.
 
-    Temporary files of an interrupted save are ignored.
+    Temporary files of an interrupted save, and checkpoints without their checksum file (a save
+    that did not complete), are ignored.
 
     Args:
         folder: the run folder (need not exist).
@@ -66,7 +82,8 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_file()]
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if (m := _NAME.match(p.name)) and p.is_file() and checksum_path(p).is_file()]
     return max(found)[1] if found else None
 
 
@@ -154,10 +171,14 @@ def save_checkpoint(path: str | Path, *, models: Mapping[str, Any], optimizers: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        data = buffer.getvalue()
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        write_text_atomic(checksum_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -169,6 +190,22 @@ def save_checkpoint(path: str | Path, *, models: Mapping[str, Any], optimizers: 
         finally:
             os.close(dir_fd)
     return path
+
+
+def _verified_bytes(path: Path) -> bytes:
+    """The checkpoint's bytes, after checking them against its checksum file."""
+    fix = (f"Delete {path.name} and {checksum_path(path).name} to resume from the previous checkpoint, "
+           f"or delete the folder {path.parent} to train again.")
+    try:
+        expected = checksum_path(path).read_text().split()[0]
+    except (OSError, IndexError) as err:
+        raise CheckpointError(f"{path} has no readable checksum file {checksum_path(path).name}, so its integrity "
+                              f"cannot be checked (an interrupted save, or a copy without it). {fix}") from err
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise CheckpointError(f"{path} does not match its sha256 in {checksum_path(path).name}: the file changed "
+                              f"after it was written (a disk or copy error, or an edit). {fix}")
+    return data
 
 
 def load_checkpoint(path: str | Path, *, models: Mapping[str, Any], optimizers: Mapping[str, Any],
@@ -193,8 +230,9 @@ def load_checkpoint(path: str | Path, *, models: Mapping[str, Any], optimizers: 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
+    data = _verified_bytes(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
             raise CheckpointError(f"{path} is not a torch checkpoint: it is truncated or corrupt; "

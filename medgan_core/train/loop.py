@@ -35,10 +35,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from medgan_core.losses import gradient_penalty
-from medgan_core.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from medgan_core.train.checkpoint import (checkpoint_path, checksum_path, latest_checkpoint, load_checkpoint,
+                                          save_checkpoint)
 from medgan_core.train.device import amp_context
 from medgan_core.train.ema import EMA
-from medgan_core.train.guard import NonFiniteLossError, check_finite
+from medgan_core.train.guard import NonFiniteLossError, NonFiniteWeightsError, check_finite, first_nonfinite_model
 
 
 def step_batch_indices(step: int, num_items: int, batch_size: int, seed: int) -> Tensor:
@@ -173,7 +174,8 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
     """Run ``step_fn(step)`` for steps ``0 .. num_steps - 1`` with checkpoints, resume and a NaN guard.
 
     ``step_fn`` does the whole step (forward, backward, optimiser and scheduler steps) and returns
-    its losses as ``{name: float}``; every value is checked to be finite. The objects passed in
+    its losses as ``{name: float}``; every value is checked to be finite, and so are the weights
+    of every model in ``models`` after the step (so no checkpoint ever holds non-finite weights). The objects passed in
     ``models`` ... ``pools`` are only saved and restored here, never stepped.
 
     Args:
@@ -227,7 +229,9 @@ def train_loop(step_fn: Callable[[int], Mapping[str, float]], num_steps: int, *,
                 check_finite(name, value, step)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(err.name, step if err.step is None else err.step, err.value,
-                                     last_ckpt) from err
+                                     last_ckpt, run=desc) from err
+        if (blown := first_nonfinite_model(state["models"])) is not None:
+            raise NonFiniteWeightsError(blown, step, last_ckpt, run=desc)
         history.append({"step": step, **{k: float(v) for k, v in losses.items()}})
         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
         done = step + 1
@@ -247,4 +251,5 @@ def _prune(run_dir: Path, keep_last: int) -> None:
     ckpts = sorted(p for p in run_dir.glob("ckpt_*.pt") if p.stem[5:].isdigit())
     for old in ckpts[:-keep_last]:
         old.unlink(missing_ok=True)
+        checksum_path(old).unlink(missing_ok=True)
 

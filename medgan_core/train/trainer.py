@@ -29,6 +29,7 @@ validations without a better score stop the run (``stopped_by="early_stopping"``
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -369,6 +370,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     optimizers = {"G": gan.opt_G, **({"D": gan.opt_D} if gan.opt_D is not None else {})}
     ckpt = latest_checkpoint(run_dir) if run_dir is not None else None
     resumed_from = int(ckpt.stem[len("ckpt_"):]) if ckpt is not None else 0
+    written = (dt.datetime.fromtimestamp(ckpt.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+               if ckpt is not None else "")
     every = (checkpoint_every or num_steps) if run_dir is not None else 0
     mem = PeakMemory(gan.settings.get("device", "cpu"), [gan.net_G, gan.net_D])
     with mem:
@@ -377,6 +380,10 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
                              keep_last=1 if checkpoint_every == 0 else 2, extra=extra, progress=progress,
                              desc=desc or gan.name, should_stop=should_stop)
     steps = len(history)
+    if ckpt is not None:  # said in the notebook's output: these weights were (partly) trained by an earlier run
+        now = "finished, not trained in this run" if steps == resumed_from else f"{steps - resumed_from} steps trained now"
+        print(f"{desc or gan.name}: loaded run {Path(run_dir).name} at step {resumed_from} ({ckpt.name}, written "
+              f"{written}; same parameters, data and code): {now}.")
     peak = max(float(extra["peak_memory_mb"]), mem.mb) if steps > resumed_from else float(extra["peak_memory_mb"])
     snapshots = {int(s): _from_plain(v) for s, v in sorted(extra["snapshots"].items(), key=lambda kv: int(kv[0]))}
     best_step = int(extra["best"].get("step", 0))
