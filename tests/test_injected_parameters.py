@@ -33,7 +33,7 @@ def test_check_injected_rejects_unknown_and_mistyped_names_and_converts_numbers(
     ok = {"In": ["import x", "# Parameters\nseed = 3\nscale = \"1e-3\"\n"], "seed": 3, "scale": "1e-3"}
     assert check_injected(notebook, ok) == ["seed", "scale"] and ok["scale"] == 0.001
     typo = {"In": ["# Parameters\nsede = 1\n"], "sede": 1}
-    with pytest.raises(ParameterError, match=r"unknown parameters \['sede'\].*Valid parameters:.*seed \(int"):
+    with pytest.raises(ParameterError, match=r"(?s)unknown parameters \['sede'\].*Valid parameters:.*seed \(int"):
         check_injected(notebook, typo)
     wrong = {"In": ["# Parameters\nfail = 3\n"], "fail": 3}
     with pytest.raises(ParameterError, match="papermill parameters: parameter 'fail' expects bool"):

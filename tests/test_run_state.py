@@ -68,7 +68,8 @@ def test_clear_outputs_keeps_only_the_lock_and_run_json(tmp_path):
 def slow_study(tmp_path) -> Path:
     root = make_study(tmp_path / "study")
     make_notebook(root / "notebooks" / "12_slow.ipynb", "A slow experiment",
-                  body="import time\nfrom medgan_core import results\nresults.log_metrics(started=1)\ntime.sleep(120)\n")
+                  body="import time\nfrom medgan_core import results\nresults.log_metrics(started=1)\n"
+                       "time.sleep(0 if fail else 120)\n")
     (root / "params" / "12_slow").mkdir(parents=True)
     (root / "params" / "12_slow" / "smoke.yaml").write_text("")
     folder = root / "reports" / "12_slow" / "smoke"  # an earlier, finished run's report

@@ -6,6 +6,7 @@ weights of one trained 10 steps, "killed", rebuilt from scratch and resumed.
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -222,13 +223,21 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, models={"G": net}, optimizers={"G": opt}, step=2)
-    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    assert path.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["c.pt", "c.pt.sha256"]
+    load_checkpoint(path, models={"G": net}, optimizers={"G": opt})  # still matches its checksum
+
+
+def _write_with_checksum(path, data: bytes) -> None:
+    """A file and a matching checksum: what a save of these bytes would have left."""
+    path.write_bytes(data)
+    checksum_path(path).write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
 
 
 def test_latest_checkpoint_and_corrupt_files(tmp_path):
     assert latest_checkpoint(tmp_path / "missing") is None
     for step in (5, 40, 10):
-        checkpoint_path(tmp_path, step).write_bytes(b"x")
+        _write_with_checksum(checkpoint_path(tmp_path, step), b"x")
+    checkpoint_path(tmp_path, 80).write_bytes(b"x")  # no checksum: an incomplete save, skipped
     (tmp_path / ".ckpt_00000099.pt.abc.tmp").write_bytes(b"x")
     (tmp_path / "notes.txt").write_text("x")
     assert latest_checkpoint(tmp_path).name == "ckpt_00000040.pt"
@@ -236,7 +245,7 @@ def test_latest_checkpoint_and_corrupt_files(tmp_path):
         load_checkpoint(tmp_path / "ckpt_00000040.pt", models={}, optimizers={})
     net, opt, _ = small_state(0)
     good = save_checkpoint(tmp_path / "good.pt", models={"G": net}, optimizers={"G": opt}, step=1).read_bytes()
-    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    _write_with_checksum(tmp_path / "cut.pt", good[: len(good) // 2])
     with pytest.raises(CheckpointError, match="cut.pt.*truncated or corrupt"):
         load_checkpoint(tmp_path / "cut.pt", models={"G": net}, optimizers={"G": opt})
 
@@ -301,7 +310,8 @@ def test_resume_is_bit_exact(tmp_path):
     pd.testing.assert_frame_equal(hist, hist_full)
     assert len(hist) == 20 and hist["step"].tolist() == list(range(20))
     assert set(hist.columns) == {"step", "loss_D", "loss_G", "d_real", "d_fake", "pool_mean"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000015.pt", "ckpt_00000020.pt"]  # keep_last=2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_00000015.pt", "ckpt_00000015.pt.sha256",
+                                                          "ckpt_00000020.pt", "ckpt_00000020.pt.sha256"]  # keep_last=2
 
 
 def test_finished_run_is_not_rerun(tmp_path):

@@ -239,7 +239,7 @@ def load_checkpoint(path: str | Path, *, models: Mapping[str, Any], optimizers: 
                                   "delete it to resume from the previous one.") from err
         raise CheckpointError(f"{path} holds objects other than tensors and plain data, so it is not "
                               f"loaded (weights_only=True). Was it written by save_checkpoint? {err}") from err
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # ValueError: a truncated archive read from memory
         raise CheckpointError(f"Cannot read checkpoint {path}: {err}. The file is truncated or corrupt; "
                               "delete it to resume from the previous one.") from err
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
