@@ -61,6 +61,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_or_none(text: str) -> str | None:
+    """``--data-dir ""`` means "not given" for every command (``$MEDGAN_DATA``, then ``./data``)."""
+    return text or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``medgan`` command."""
     parser = argparse.ArgumentParser(prog="medgan", description="Run the medgan study's experiment notebooks "
@@ -75,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--profile", default="cpu", help="smoke, cpu (default) or gpu")
     p_run.add_argument("-p", action="append", default=[], metavar="NAME=VALUE",
                        help="override one notebook parameter (repeatable)")
-    p_run.add_argument("--data-dir", default=None, help="data folder (default $MEDGAN_DATA, then ./data)")
+    p_run.add_argument("--data-dir", default=None, type=_folder_or_none,
+                       help="data folder (default $MEDGAN_DATA, then ./data; an empty value means the default)")
     p_run.add_argument("--out", default=None, help="reports folder (default ./reports)")
     p_run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_run.add_argument("--time-limit-min", type=float, default=None, metavar="MIN",
@@ -86,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_data = sub.add_parser("data", help="data commands")
     data_sub = p_data.add_subparsers(dest="data_command", required=True)
     p_check = data_sub.add_parser("check", help="verify every dataset: presence, counts, every file read, checksums")
-    p_check.add_argument("--data-dir", default=None, help="data folder (default $MEDGAN_DATA, then ./data)")
+    p_check.add_argument("--data-dir", default=None, type=_folder_or_none,
+                         help="data folder (default $MEDGAN_DATA, then ./data; an empty value means the default)")
     p_check.add_argument("--only", nargs="+", default=None, metavar="NAME", help="check only these datasets")
     p_check.set_defaults(func=_cmd_data_check)
 

@@ -198,6 +198,10 @@ def test_domain_encoder_cache(tmp_path):
     changed = x.copy()
     changed[0, 0, 0] ^= 1  # one pixel of the training data changes the hash
     assert fit_domain_encoder(changed, labels, seed=0, **kw).path != first.path
+
+    first.path.write_bytes(first.path.read_bytes()[:40])  # a truncated cache file is named, with the fix
+    with pytest.raises(RuntimeError, match=rf"cached encoder {first.path.name} .*cannot be read.*delete both files"):
+        fit_domain_encoder(x, labels, seed=0, **kw)
     assert len(list(tmp_path.glob("*.safetensors"))) == 3
 
 

@@ -64,3 +64,12 @@ def test_plain_papermill_with_a_misspelled_parameter_fails_before_any_work(tmp_p
     assert err.value.exec_count <= 4  # parameters, injected, imports, then the first cell: stopped there
     assert time.perf_counter() - t0 < 120
     assert not (tmp_path / "runs").exists()  # no metrics were written
+
+
+def test_an_empty_data_dir_means_the_default_for_every_command():
+    from medgan_core.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "00_data_tour", "--data-dir", ""]).data_dir is None
+    assert parser.parse_args(["data", "check", "--data-dir", ""]).data_dir is None
+    assert parser.parse_args(["data", "check", "--data-dir", "/x"]).data_dir == "/x"

@@ -199,6 +199,13 @@ def test_paired_comparison_reports_paired_test(a, b):
                                   [new[k] for k in ("mean_diff", "ci_low", "ci_high", "t_pvalue", "wilcoxon_pvalue")])
 
 
+def test_paired_test_keeps_a_bounded_difference_within_its_bounds():
+    a, b = np.array([1.0, 1.0, 0.2]), np.array([0.0, 0.0, 0.1])  # differences 1, 1, 0.1: t-interval past 1
+    free, bounded = paired_test(a, b), paired_test(a, b, bounds=(-1.0, 1.0))
+    assert free["ci_high"] > 1.0 and bounded["ci_high"] == 1.0 and bounded["ci_low"] == free["ci_low"]
+    assert bounded["ci_low"] <= bounded["mean_diff"] <= bounded["ci_high"]
+
+
 def test_paired_test_drops_incomplete_pairs_and_checks_lengths():
     out = paired_test([0.6, np.nan, 0.8, 1.0], [0.5, 0.4, 0.6, 0.7])
     assert out["n"] == 3 and out["mean_diff"] == pytest.approx(0.2)

@@ -315,6 +315,13 @@ class OneClassNet(torch.nn.Module):
         return logits + 0 * self.w
 
 
+def test_induced_imbalance_rejects_empty_or_out_of_range_fractions(task):
+    for bad in ([], [1.0, 0.0], [1.5]):
+        with pytest.raises(ValueError, match="fractions must be a non-empty list of kept shares"):
+            induced_imbalance(task["train"], task["val"], task["test"], 2, bad, lambda x, y, f: {}, tiny_cnn,
+                              ["real"], [0], progress=False)
+
+
 def test_degenerate_reason_by_hand():
     assert degenerate_reason(np.array([1, 1, 1, 1]), 0.9, 3) == "one class predicted for every test image"
     assert degenerate_reason(np.array([0, 1, 2]), 1 / 3 + 0.02, 3).startswith("validation balanced accuracy 0.353 at chance")

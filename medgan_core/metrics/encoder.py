@@ -215,9 +215,13 @@ def fit_domain_encoder(
     path_w, path_j = folder / f"{stem}.safetensors", folder / f"{stem}.json"
     net_kw = {"width": width, "image_size": size}
     if path_w.exists() and path_j.exists():
-        info = json.loads(path_j.read_text())
         net = build_classifier(arch, in_channels, len(classes), **net_kw)
-        net.load_state_dict(load_file(str(path_w)))
+        try:
+            info = json.loads(path_j.read_text())
+            net.load_state_dict(load_file(str(path_w)))
+        except Exception as err:  # a truncated or edited file: name it and say what to do
+            raise RuntimeError(f"The cached encoder {path_w.name} (with {path_j.name}) in {folder} cannot be read "
+                               f"({type(err).__name__}: {err}); delete both files and it is retrained.") from err
         info["loaded_from_cache"] = True
         return DomainEncoder(net, size, in_channels, classes, info, path_w, device)
 

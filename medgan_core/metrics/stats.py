@@ -491,7 +491,7 @@ def wilcoxon_min_pvalue(n_pairs: int) -> float:
     return min(1.0, 2.0 / 2.0 ** n_pairs)
 
 
-def paired_test(a: Any, b: Any, level: float = 0.95) -> dict[str, Any]:
+def paired_test(a: Any, b: Any, level: float = 0.95, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Paired comparison of ``a - b`` (e.g. two arms over shared seeds): t-interval, paired t and Wilcoxon.
 
     Pairs where either value is NaN or infinite are dropped. Special cases: with fewer than 2
@@ -506,6 +506,8 @@ def paired_test(a: Any, b: Any, level: float = 0.95) -> dict[str, Any]:
         a: `(n,)` scores of the first condition, paired by position with ``b``.
         b: `(n,)` scores of the second condition.
         level: coverage of the interval of the mean difference.
+        bounds: the range a difference can take (``(-1, 1)`` for two scores in [0, 1]); the interval
+            is clipped to it (the mean difference always lies inside, so it stays in its interval).
 
     Returns:
         ``{"mean_diff", "ci_low", "ci_high", "t_pvalue", "wilcoxon_pvalue", "wilcoxon_note", "n",
@@ -518,7 +520,7 @@ def paired_test(a: Any, b: Any, level: float = 0.95) -> dict[str, Any]:
     a, b = a[keep], b[keep]
     diffs = a - b
     n = len(diffs)
-    mean, low, high = t_interval(diffs, level)
+    mean, low, high = t_interval(diffs, level, clip=bounds)
     if n < 2:
         p_t = NAN
     elif float(np.std(diffs, ddof=1)) == 0:

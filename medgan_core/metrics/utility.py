@@ -472,7 +472,7 @@ def paired_comparison(table: pd.DataFrame, gan_arm: str, base_arm: str, metric: 
     a = ok[ok.arm == gan_arm].set_index("seed")[metric]
     b = ok[ok.arm == base_arm].set_index("seed")[metric]
     seeds = a.index.intersection(b.index)
-    t = paired_test(a.loc[seeds].to_numpy(dtype=float), b.loc[seeds].to_numpy(dtype=float))
+    t = paired_test(a.loc[seeds].to_numpy(dtype=float), b.loc[seeds].to_numpy(dtype=float), bounds=(-1.0, 1.0))
     return PairedTest(metric, gan_arm, base_arm, t["n"], t["mean_diff"], t["ci_low"], t["ci_high"], t["t_pvalue"],
                       t["wilcoxon_pvalue"], t["diffs"], left_out, t.get("wilcoxon_note", ""))
 
@@ -1014,6 +1014,9 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
         ``minority_recall`` and ``balanced_accuracy``.
     """
     x, y = train
+    if len(fractions) == 0 or any(not 0.0 < float(f) <= 1.0 for f in fractions):
+        raise ValueError(f"fractions must be a non-empty list of kept shares in (0, 1], e.g. [1.0, 0.25, 0.1]; "
+                         f"got {list(fractions)} (imbalance_fractions in the notebooks).")
     if utility_kw.get("grid") is not None:
         sel_kw = {key: utility_kw[key] for key in ("batch_size", "size", "chance_tol", "device") if key in utility_kw}
         sel_seed = utility_kw.pop("selection_seed", None)
