@@ -14,7 +14,8 @@ from fixtures_chest import write_covid19_radiography, write_ieee8023, write_kerm
 from medgan_core.data import covid19_radiography, ieee8023, kermany
 from medgan_core.data.summary import (CHEST_SETS, chest_histogram_pixels, chest_indexes, chest_sample_images,
                                       chest_table, groups_disjoint, lidc_fold_table, lidc_intensities, nodule_zoom,
-                                      per_class_sample, site_pair_table, train_imbalance_ratios, with_grouped_split)
+                                      per_class_sample, site_pair_table, train_imbalance_ratios, with_grouped_split,
+                                      distinct_samples)
 
 
 @pytest.fixture
@@ -159,3 +160,14 @@ def test_train_imbalance_ratios():
     assert ratios == {"BCCD cells (train)": 4.0, "ISIC (train)": 2.0}  # test rows are ignored
     with pytest.raises(ValueError, match="'empty' has no 'train' rows"):
         train_imbalance_ratios({"empty": cells[cells.split == "test"]})
+
+
+def test_distinct_samples_counts_reused_source_images_once():
+    table = pd.DataFrame({"found": [True, True, True, False], "samples": [5840, 5856, 364, 0],
+                          "same_images_as": ["", "kermany", "", ""]},
+                         index=["kermany", "pneumoniamnist", "bccd", "isic2017"])
+    assert distinct_samples(table) == (5840 + 364, ["pneumoniamnist"])
+    alone = table.drop(index="kermany")  # without Kermany found, PneumoniaMNIST's images count
+    assert distinct_samples(alone) == (5856 + 364, [])
+    from medgan_core.data.registry import DATASETS
+    assert {d.name: d.same_images_as for d in DATASETS}["pneumoniamnist"] == "kermany"

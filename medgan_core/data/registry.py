@@ -34,6 +34,8 @@ class DatasetInfo:
         citation: what to cite.
         sha256sums: whether the folder ships a ``SHA256SUMS`` listing.
         known_sha256: relative path -> sha256 for files whose digest the data README gives.
+        same_images_as: the dataset whose source images this one re-uses (PneumoniaMNIST is
+            Kermany's X-rays resized), so a total over datasets counts them once.
     """
 
     name: str
@@ -47,6 +49,7 @@ class DatasetInfo:
     citation: str
     sha256sums: bool = False
     known_sha256: dict[str, str] = field(default_factory=dict)
+    same_images_as: str = ""
 
     def reader(self) -> ModuleType:
         """Import and return the reader module."""
@@ -108,6 +111,7 @@ DATASETS: tuple[DatasetInfo, ...] = (
         licence="CC BY 4.0",
         citation="Yang et al., MedMNIST v2, Scientific Data 10, 41 (2023); Kermany et al., Cell 172(5), 2018",
         known_sha256={"pneumoniamnist_28_reassembled.npz": "20568c3c8f7ddebe016ab049006f1eb241ab4249e8eff13c3a5d09d11900d8b0"},
+        same_images_as="kermany",
     ),
     DatasetInfo(
         name="covid19_radiography",

@@ -25,6 +25,8 @@ def overview(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per dataset: found, samples, classes, per-class counts, imbalance ratio, splits.
 
     Counts are after the readers' cleaning (exact duplicates and unlabelled images removed).
+    ``same_images_as`` names the dataset whose source images a row re-uses (count them once in a
+    total: :func:`distinct_samples`).
 
     Args:
         data_dir: the data folder.
@@ -32,7 +34,8 @@ def overview(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     root = resolve_data_dir(data_dir)
     rows = []
     for info in DATASETS:
-        row = {"dataset": info.name, "folder": info.folder, "title": info.title, "serves": info.serves}
+        row = {"dataset": info.name, "folder": info.folder, "title": info.title, "serves": info.serves,
+               "same_images_as": info.same_images_as}
         try:
             index = info.reader().load_index(data_dir=root)
         except DataError as err:
@@ -44,6 +47,20 @@ def overview(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
                      "imbalance_ratio": round(imbalance_ratio(index["label"]), 2),
                      "splits": ", ".join(f"{k} {v}" for k, v in index["split"].value_counts().items())})
     return pd.DataFrame(rows).set_index("dataset")
+
+
+def distinct_samples(table: pd.DataFrame) -> tuple[int, list[str]]:
+    """Samples over the datasets found, counting re-used source images once.
+
+    Args:
+        table: :func:`overview`'s table.
+
+    Returns:
+        ``(total, names left out because their images are another found dataset's)``.
+    """
+    found = table[table["found"]]
+    twice = [name for name, row in found.iterrows() if row.get("same_images_as") and row["same_images_as"] in found.index]
+    return int(found.drop(index=twice)["samples"].sum()), twice
 
 
 def split_table(index: pd.DataFrame, split_col: str = "split", label_col: str = "label") -> pd.DataFrame:
