@@ -246,6 +246,21 @@ def test_paired_comparison_and_verdict_by_hand():
     assert summary.set_index("arm").loc["real+gan", "mean"] == pytest.approx(0.8)
 
 
+def test_did_not_help_is_withheld_when_the_baseline_is_at_the_ceiling():
+    table = pd.DataFrame({"arm": ["real+class_weights"] * 5 + ["real+gan[dcgan]"] * 5, "seed": list(range(5)) * 2,
+                          "balanced_accuracy": [0.99, 0.985, 0.99, 0.988, 0.99, 0.985, 0.99, 0.982, 0.99, 0.985]})
+    pt = paired_comparison(table, "real+gan[dcgan]", "real+class_weights")
+    assert pt.outcome == "did not help"
+    text = verdict_sentence(pt, summarise(table, ["balanced_accuracy"]))
+    assert text.startswith("No verdict about GAN images: the best non-GAN arm (real+class_weights) is at the ceiling "
+                           "(balanced accuracy 0.989 >= 0.98), so a GAN arm had no room to show that it helps.")
+    assert "For the record: real+gan[dcgan] changed balanced accuracy by -0.002 (95% CI -0.009 to +0.005" in text
+    lower = table.assign(balanced_accuracy=table.balanced_accuracy - 0.2)  # the same test with room above
+    assert verdict_sentence(pt, summarise(lower, ["balanced_accuracy"])).startswith("Adding GAN images did not help")
+    hurt = PairedTest("balanced_accuracy", "real+gan[dcgan]", "real+class_weights", 5, -0.03, -0.05, -0.01, 0.01, 0.06)
+    assert verdict_sentence(hurt, summarise(table, ["balanced_accuracy"])).startswith("Adding GAN images hurt")
+
+
 def test_best_arms_are_chosen_on_validation_not_test():
     # Arm "real+gan[a]" wins on test but "real+gan[b]" wins on validation: selection must use validation.
     table = pd.DataFrame({

@@ -106,6 +106,7 @@ ADD_GAN_ARMS: tuple[str, ...] = ("real+gan", "real+gan+classic_aug")  # real ima
 Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uint8 `(n, H, W[, C])`
 Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labels `(N,)`
 CHANCE_TOL = 0.02  # a run whose validation balanced accuracy is <= 1/K + CHANCE_TOL is "at chance"
+CEILING_TOL = 0.02  # a baseline whose mean test score is >= 1 - CEILING_TOL has no room left to be improved
 ONE_CLASS = "one class predicted for every test image"
 
 
@@ -520,6 +521,14 @@ def _degenerate_counts(summary: pd.DataFrame | None) -> dict[str, tuple[int, int
     return {a: (int(first.n_degenerate[a]), int(runs[a])) for a in first.index if first.n_degenerate[a] > 0}
 
 
+def _arm_mean(summary: pd.DataFrame | None, arm: str, metric: str) -> float:
+    """An arm's mean of a metric in the summary (NaN when absent)."""
+    if summary is None or summary.empty or "metric" not in summary:
+        return float("nan")
+    row = summary[(summary.arm == arm) & (summary.metric == metric)]
+    return float(row["mean"].iloc[0]) if len(row) else float("nan")
+
+
 def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = None, baseline: str = "real") -> str:
     """The verdict, generated from a paired test (and the summary, for degenerate runs and the synthetic-only arm).
 
@@ -529,6 +538,9 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
         summary: the per-arm summary. With ``n_degenerate`` (from :func:`summarise`): when the
             ``baseline`` arm is degenerate in more than half of its runs the verdict is withheld
             (the baseline cannot see an effect), and arms degenerate in every run are named.
+            With the compared non-GAN arm's mean: when it is at the ceiling (>= 1 - :data:`CEILING_TOL`)
+            and the GAN arm did not significantly change it, "did not help" is withheld too: there
+            was no room to help (a significant change is still reported).
             When it holds a ``synthetic_only`` arm a last sentence compares it with ``real``.
         baseline: the arm whose degeneracy withholds the verdict.
 
@@ -567,6 +579,12 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
     elif test.n_seeds < 2:
         text = (f"With {test.n_seeds} seed no paired test is possible: {test.gan_arm} changed {name} by "
                 f"{_signed(test.mean_diff)} versus the best non-GAN arm ({test.base_arm}).")
+    elif not test.significant and _arm_mean(summary, test.base_arm, test.metric) >= 1 - CEILING_TOL:
+        text = (f"No verdict about GAN images: the best non-GAN arm ({test.base_arm}) is at the ceiling ({name} "
+                f"{_arm_mean(summary, test.base_arm, test.metric):.3f} >= {1 - CEILING_TOL:.2f}), so a GAN arm had no room "
+                f"to show that it helps. For the record: {test.gan_arm} changed {name} by {_signed(test.mean_diff)} "
+                f"(95% CI {_signed(test.ci_low)} to {_signed(test.ci_high)}, paired t-test {_fmt_p(test.t_pvalue)}, "
+                f"{test.n_seeds} seeds).")
     else:
         text = (
             f"Adding GAN images {test.outcome}: {test.gan_arm} changed {name} by {_signed(test.mean_diff)} "
