@@ -101,8 +101,13 @@ def _curves() -> pd.DataFrame:
 def test_imbalance_sentence_picks_the_smallest_fraction_and_best_arms():
     sentence = bagan_writeup.imbalance_sentence(_curves(), "Platelets")
     assert sentence.startswith("With 25% of the Platelets kept (5 images)")
-    assert "0.90 (95% CI 0.80 to 1.00) with real+gan[dcgan] against 0.40" in sentence
-    assert "(real+oversample); the intervals do not overlap." in sentence
+    assert "was 0.90 (0.80 to 1.00) with real+gan[dcgan] (intervals do not overlap); against 0.40 (0.30 to 0.50)" in sentence
+    assert sentence.endswith("with the best non-GAN method (real+oversample).")
+    two = pd.concat([_curves(), _curves().query("arm == 'real+gan[dcgan]'").assign(arm="real+gan[bagan]", mean=0.45,
+                                                                                     ci_low=0.35, ci_high=0.55)])
+    both = bagan_writeup.imbalance_sentence(two, "Platelets")
+    assert ("0.90 (0.80 to 1.00) with real+gan[dcgan] (intervals do not overlap); "
+            "0.45 (0.35 to 0.55) with real+gan[bagan] (intervals overlap); against 0.40") in both
     assert bagan_writeup.imbalance_sentence(_curves().query("arm == 'real'"), "Platelets") == ""
 
 
@@ -130,7 +135,8 @@ def test_study_verdict_withholds_the_best_generator_sentence_below_the_floor():
 
 def test_ranking_sentence_names_the_generators_in_order():
     text = bagan_writeup.ranking_sentence(["bagan", "dcgan"], 1)
-    assert "**BAGAN, DCGAN (per class)**" in text and "uses the first 1" in text
+    assert "**BAGAN, DCGAN (per class)**" in text and "Each gets task-A utility arms" in text
+    assert text.endswith("the first 1 also task B.") and bagan_writeup.ranking_sentence(["dcgan"], 3).endswith("first 1 also task B.")
 
 
 EST = {label: {"parameters": 1000, "training_memory_mb": mb}

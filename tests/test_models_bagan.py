@@ -90,6 +90,25 @@ def test_gan_pairs_start_from_the_autoencoder():
     assert critic(x, torch.tensor([0, 1, 2, 0])).shape == (4,)
 
 
+def test_a_fresh_critic_keeps_the_encoder_architecture_but_not_its_weights():
+    ae, data = _stage1()
+    latent = bagan.fit_latent(ae.net_G, data.x, data.y)
+    kw = dict(num_classes=3, nz=8, image_size=16, width_G=4, width_D=4, autoencoder=ae.net_G, latent=latent, seed=3)
+    started, fresh = build_gan("bagan_gp", **kw), build_gan("bagan_gp", critic_start="fresh", **kw)
+    enc = ae.net_G.encoder.state_dict()
+    assert all(torch.equal(v, enc[k]) for k, v in started.net_D.encoder.state_dict().items())  # default: the encoder
+    new = fresh.net_D.encoder.state_dict()
+    assert new.keys() == enc.keys() and all(new[k].shape == enc[k].shape for k in enc)
+    assert not any(torch.equal(new[k], enc[k]) for k in enc if k.endswith("weight"))
+    again = build_gan("bagan_gp", critic_start="fresh", **kw).net_D.encoder.state_dict()
+    assert all(torch.equal(again[k], new[k]) for k in new)  # seeded
+    assert all(torch.equal(a, b) for a, b in zip(fresh.net_G.state_dict().values(), ae.net_G.decoder.state_dict().values()))
+    with pytest.raises(ValueError, match="critic_start must be one of"):
+        build_gan("bagan_gp", critic_start="decoder", **kw)
+    with pytest.raises(ValueError, match="takes no settings"):
+        build_gan("cwgan_gp", num_classes=3, image_size=16, critic_start="fresh")
+
+
 def _stage1(seed: int = 0):
     """A tiny trained autoencoder (2 steps) and its data: 3 classes of 16 px images."""
     x = torch.rand(9, 3, 16, 16) * 2 - 1

@@ -314,6 +314,32 @@ def test_induced_imbalance_thins_only_the_minority():
     assert len(calls) == 2 and none.n_minority.tolist() == [10, 10]  # no GAN arm: no generator trained
 
 
+def test_induced_imbalance_reuses_the_full_study_at_fraction_one():
+    rng = np.random.default_rng(5)
+    train, val, test = stripes([20, 20], rng), stripes([6, 6], rng), stripes([6, 6], rng)
+    toy = {"toy": lambda c, n, s: stripes([n, 0] if c == 0 else [0, n], np.random.default_rng(s))[0]}
+    build = lambda: SmallCNN(1, 2, width=2, image_size=16)  # noqa: E731
+    kw = dict(epochs=1, patience=None, size=16, progress=False, n_synthetic_per_class=2)
+    full = run_utility_study(build, train, val, test, toy, arms=["real", "real+oversample", "real+gan"], seeds=[0, 1], **kw)
+    calls = []
+
+    def make_sampler(x_f, y_f, frac):
+        calls.append(frac)
+        return toy
+
+    curves = induced_imbalance(train, val, test, 1, [1.0, 0.5], make_sampler, build, ["real", "real+gan"], [0, 1],
+                               full=full, **kw)
+    assert calls == [0.5]  # fraction 1.0 is not trained again
+    at_one = curves[curves.fraction == 1.0].set_index(["arm", "metric"])["mean"]
+    want = full.summary.set_index(["arm", "metric"])["mean"]
+    assert set(at_one.index.get_level_values(0)) == {"real", "real+gan[toy]"}  # the oversample arm is not asked for
+    assert all(at_one[i] == want[i] for i in at_one.index)
+    with pytest.raises(ValueError, match="full= must be the study of these arms and seeds"):
+        induced_imbalance(train, val, test, 1, [1.0], make_sampler, build, ["real"], [0, 1, 2], full=full, **kw)
+    with pytest.raises(ValueError, match="lacks arms"):
+        induced_imbalance(train, val, test, 1, [1.0], make_sampler, build, ["real+classic_aug"], [0, 1], full=full, **kw)
+
+
 # ---------------------------------------------------------------- degenerate runs
 
 class OneClassNet(torch.nn.Module):

@@ -101,37 +101,38 @@ def bagan_finding_sentence(floor_rows: Mapping[str, Mapping], labels: Mapping[st
             f"differ, so this neither confirms nor refutes the write-up's finding.")
 
 
-def ranking_sentence(ranking: Sequence[str], n_arms: int) -> str:
-    """Which generators were ranked first on the validation split and get utility arms.
+def ranking_sentence(ranking: Sequence[str], n_task_b: int) -> str:
+    """The generators above the floor, best first on the validation split: all get task-A utility arms.
 
     Args:
         ranking: generators, best first (:func:`medgan_core.metrics.fidelity.rank_generators`).
-        n_arms: how many of them the utility study uses.
+        n_task_b: how many of the first are retrained on task B.
     """
-    return (f"Ranked by mean per-class FID gap to the reference on the validation split: "
-            f"**{', '.join(LABELS[m] for m in ranking)}**. The utility study uses the first {n_arms}.")
+    return (f"Above the floor, ranked by mean per-class FID gap to the reference on the validation split: "
+            f"**{', '.join(LABELS[m] for m in ranking)}**. Each gets task-A utility arms and an induced-imbalance "
+            f"curve; the first {min(n_task_b, len(ranking))} also task B.")
 
 
 def imbalance_sentence(curves: pd.DataFrame, minority_name: str) -> str:
-    """One sentence on the smallest kept fraction: the GAN arm's minority recall against the best non-GAN arm.
+    """The smallest kept fraction: each GAN arm's minority recall against the best non-GAN arm's.
 
     Args:
         curves: the frame of :func:`medgan_core.metrics.utility.induced_imbalance`.
         minority_name: the thinned class's name.
     """
     rec = curves[curves.metric == "minority_recall"]
-    frac = rec.fraction.min()
-    last = rec[rec.fraction == frac].set_index("arm")
+    last = rec[rec.fraction == rec.fraction.min()].set_index("arm")
     gan = [a for a in last.index if a.startswith("real+gan")]
     base = [a for a in last.index if "gan" not in a and not a.startswith("synthetic")]
     if not gan or not base:
         return ""
-    g, b = max(gan, key=lambda a: last.loc[a, "mean"]), max(base, key=lambda a: last.loc[a, "mean"])
-    overlap = not (last.loc[g, "ci_low"] > last.loc[b, "ci_high"] or last.loc[b, "ci_low"] > last.loc[g, "ci_high"])
-    return (f"With {frac:.0%} of the {minority_name} kept ({int(last.loc[g, 'n_minority'])} images), {minority_name} "
-            f"recall was {last.loc[g, 'mean']:.2f} (95% CI {last.loc[g, 'ci_low']:.2f} to {last.loc[g, 'ci_high']:.2f}) "
-            f"with {g} against {last.loc[b, 'mean']:.2f} ({last.loc[b, 'ci_low']:.2f} to {last.loc[b, 'ci_high']:.2f}) "
-            f"with the best non-GAN method ({b}); the intervals {'overlap' if overlap else 'do not overlap'}.")
+    b = max(base, key=lambda a: last.loc[a, "mean"])
+    cell = lambda a: format_ci(*last.loc[a, ["mean", "ci_low", "ci_high"]], digits=2)  # noqa: E731
+    apart = lambda a: last.loc[a, "ci_low"] > last.loc[b, "ci_high"] or last.loc[b, "ci_low"] > last.loc[a, "ci_high"]  # noqa
+    each = "; ".join(f"{cell(g)} with {g} (intervals {'do not overlap' if apart(g) else 'overlap'})" for g in gan)
+    return (f"With {rec.fraction.min():.0%} of the {minority_name} kept ({int(last.loc[gan[0], 'n_minority'])} "
+            f"images), {minority_name} recall (higher is better, mean and 95% CI) was {each}; against {cell(b)} with "
+            f"the best non-GAN method ({b}).")
 
 
 def study_verdict(fid: pd.DataFrame, best: str, utility: Mapping[str, Any], curves: pd.DataFrame | None,

@@ -1004,7 +1004,7 @@ def run_utility_study(
 def induced_imbalance(train: Split, val: Split, test: Split, minority: int, fractions: Sequence[float],
                       make_sampler: Callable[[np.ndarray, np.ndarray, float], Mapping[str, Sampler]],
                       build_classifier: Callable[[], nn.Module], arms: Sequence[str], seeds: Sequence[int],
-                      seed: int = 0, **utility_kw: Any) -> pd.DataFrame:
+                      seed: int = 0, full: UtilityResult | None = None, **utility_kw: Any) -> pd.DataFrame:
     """The BAGAN paper's protocol: keep a fraction of the minority class, measure its recall per method.
 
     For each kept fraction the minority class of ``train`` is thinned (seeded, the other classes
@@ -1023,9 +1023,13 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
         arms: utility arms (methods), one curve each.
         seeds: classifier seeds per point.
         seed: seed of the minority subsampling.
+        full: the study already run on the whole ``train`` with these ``seeds`` (e.g. the task's
+            :func:`run_utility_study`): its rows of ``arms`` stand for fraction 1.0 instead of a
+            second identical run, and its classifier settings are used at every fraction (its
+            ``seeds`` must match and it must hold every arm, else ``ValueError``).
         **utility_kw: passed on to :func:`run_utility_study`. A ``grid=`` is used once, on the
             full training split (:func:`select_classifier_settings`), and the chosen settings are
-            reused at every fraction (one choice per task).
+            reused at every fraction (one choice per task); with ``full`` its settings are reused.
 
     Returns:
         Long frame ``fraction, n_minority, arm, metric, mean, ci_low, ci_high, n_seeds`` for
@@ -1035,7 +1039,14 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
     if len(fractions) == 0 or any(not 0.0 < float(f) <= 1.0 for f in fractions):
         raise ValueError(f"fractions must be a non-empty list of kept shares in (0, 1], e.g. [1.0, 0.25, 0.1]; "
                          f"got {list(fractions)} (imbalance_fractions in the notebooks).")
-    if utility_kw.get("grid") is not None:
+    if full is not None:
+        missing = [a for a in arms if a not in set(full.table.base_arm)]
+        if missing or sorted(set(full.table.seed)) != sorted(int(s) for s in seeds):
+            raise ValueError(f"full= must be the study of these arms and seeds: it lacks arms {missing} or has seeds "
+                             f"{sorted(set(full.table.seed))} instead of {sorted(seeds)}; rerun it or drop full=.")
+        utility_kw.pop("grid", None)
+        utility_kw["settings"] = {k: v for k, v in full.settings.items() if k != "source"}
+    elif utility_kw.get("grid") is not None:
         sel_kw = {key: utility_kw[key] for key in ("batch_size", "size", "chance_tol", "device") if key in utility_kw}
         sel_seed = utility_kw.pop("selection_seed", None)
         chosen, _ = select_classifier_settings(build_classifier, train, val, utility_kw.pop("grid"),
@@ -1046,9 +1057,15 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
     for frac in fractions:
         keep = subsample_class(y, minority, float(frac), seed=seed)
         x_f, y_f = x[keep], y[keep]
-        sampler = make_sampler(x_f, y_f, float(frac)) if needs_gan else None
-        res = run_utility_study(build_classifier, (x_f, y_f), val, test, sampler, arms=arms, seeds=seeds, **utility_kw)
-        s = res.summary[res.summary.metric.isin(["minority_recall", "balanced_accuracy"])]
+        if full is not None and float(frac) == 1.0:
+            res = full  # the same split, arms, seeds and settings: the run is not repeated
+        else:
+            sampler = make_sampler(x_f, y_f, float(frac)) if needs_gan else None
+            res = run_utility_study(build_classifier, (x_f, y_f), val, test, sampler, arms=arms, seeds=seeds,
+                                    **utility_kw)
+        base = dict(zip(res.table.arm, res.table.base_arm))
+        s = res.summary[res.summary.metric.isin(["minority_recall", "balanced_accuracy"])
+                        & res.summary.arm.map(base).isin(arms)]
         parts.append(s.assign(fraction=float(frac), n_minority=int((y_f == minority).sum())))
     cols = ["fraction", "n_minority", "arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
     return pd.concat(parts, ignore_index=True)[cols]

@@ -8,7 +8,9 @@ Three stages:
    ``N(mu_k, Sigma_k)`` with ``mu_k``, ``Sigma_k`` the mean and covariance of ``E(x)`` over the
    training images of class ``k`` (:class:`ClassLatent`); a class-``k`` image is generated as
    ``G(c)``, ``c ~ N(mu_k, Sigma_k)``.
-3. The generator starts as a copy of the decoder and the discriminator as a copy of the encoder:
+3. The generator starts as a copy of the decoder and the discriminator as a copy of the encoder
+   (``critic_start="encoder"``, BAGAN's design; ``"fresh"`` keeps the architecture with new weights, as
+   BAGAN-GP's released code does):
    - **BAGAN**: the discriminator has ``K + 1`` outputs (the ``K`` classes and "fake"), trained
      with cross-entropy; the generator wants its class-``k`` images classified as ``k``:
 
@@ -56,6 +58,7 @@ BETAS = {"bagan": (0.5, 0.999), "bagan_gp": (0.5, 0.9), "bagan_autoencoder": (0.
 # Adam learning rates: BAGAN 5e-5 for every stage (Mariani et al. 2018, their released code); BAGAN-GP 2e-4
 # (Huang & Jafari 2021, their released code); the autoencoder keeps the BAGAN value.
 PAPER_LR = {"bagan": 5e-5, "bagan_gp": 2e-4, "bagan_autoencoder": 5e-5}
+CRITIC_STARTS = ("encoder", "fresh")  # where the discriminator's weights start (:func:`discriminator`)
 
 
 class Encoder(nn.Module):
@@ -348,17 +351,26 @@ def generator(name: str, *, autoencoder: Autoencoder | None = None, nz: int = 64
     return copy.deepcopy(_check_autoencoder(name, autoencoder).decoder)
 
 
-def discriminator(name: str, *, autoencoder: Autoencoder, num_classes: int) -> nn.Module:
-    """BAGAN's discriminator (``K + 1`` logits) or BAGAN-GP's critic, started from the encoder.
+def discriminator(name: str, *, autoencoder: Autoencoder, num_classes: int, critic_start: str = "encoder") -> nn.Module:
+    """BAGAN's discriminator (``K + 1`` logits) or BAGAN-GP's critic, started from the encoder or afresh.
 
     Args:
         name: ``"bagan"`` or ``"bagan_gp"`` (the autoencoder has none).
         autoencoder: the trained autoencoder.
         num_classes: ``K``.
+        critic_start: ``"encoder"``: the trained encoder's weights (BAGAN's design); ``"fresh"``: the
+            encoder's architecture with PyTorch's default initialisation (BAGAN-GP's released code builds
+            its critic afresh: an encoder trained to reconstruct gives a Wasserstein critic a poor start).
     """
     if name == "bagan_autoencoder":
         raise ValueError("bagan_autoencoder has no discriminator; build 'bagan' or 'bagan_gp' from it.")
-    encoder = _check_autoencoder(name, autoencoder).encoder
+    if critic_start not in CRITIC_STARTS:
+        raise ValueError(f"critic_start must be one of {CRITIC_STARTS}, got {critic_start!r}.")
+    encoder = copy.deepcopy(_check_autoencoder(name, autoencoder).encoder)
+    if critic_start == "fresh":
+        for module in encoder.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.reset_parameters()
     return BaganDiscriminator(encoder, num_classes) if name == "bagan" else BaganGPCritic(encoder, num_classes)
 
 
@@ -397,7 +409,7 @@ def build(name: str, settings: dict[str, Any], autoencoder: Autoencoder | None =
                          "with this autoencoder on labels 0..num_classes-1.")
     torch.manual_seed(s["seed"])
     net_G = generator(name, autoencoder=ae)
-    net_D = discriminator(name, autoencoder=ae, num_classes=s["num_classes"])
+    net_D = discriminator(name, autoencoder=ae, num_classes=s["num_classes"], critic_start=s["critic_start"])
     return net_G, net_D, {"latent": copy.deepcopy(latent)}
 
 

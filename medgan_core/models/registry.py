@@ -53,6 +53,8 @@ GAN_NAMES: tuple[str, ...] = tuple(FAMILIES)
 FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "sqaggan": {"num_features": None, "lam": Lambdas(), "grad_checkpoint": False},
     "sqaggan_no_lstm": {"num_features": None, "lam": Lambdas(), "grad_checkpoint": False},
+    "bagan": {"critic_start": "encoder"},
+    "bagan_gp": {"critic_start": "encoder"},
 }
 _NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm")
 
@@ -232,8 +234,9 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
             (Miyato et al. 2018; image GANs).
         autoencoder: ``bagan``/``bagan_gp``: the trained :class:`~medgan_core.models.bagan.Autoencoder`.
         latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
-        **family_kw: SQ-AGGAN only: ``num_features`` (length of ``f``), ``lam``
-            (:class:`~medgan_core.losses.Lambdas`), ``grad_checkpoint``.
+        **family_kw: SQ-AGGAN: ``num_features`` (length of ``f``), ``lam``
+            (:class:`~medgan_core.losses.Lambdas`), ``grad_checkpoint``; BAGAN and BAGAN-GP:
+            ``critic_start`` (``"encoder"`` or ``"fresh"``, :func:`~medgan_core.models.bagan.discriminator`).
 
     Returns:
         The :class:`GAN`, its networks in train mode on ``device``.
