@@ -57,6 +57,8 @@ class RequestLogger:
                     first = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1", "replace")
                 except OSError:
                     first = "<unreadable request>"
+                if not first:  # closed before a single byte: Chromium pre-connects to its proxy; no request was sent
+                    continue
                 self.requests.append(first)
                 try:
                     conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
