@@ -366,8 +366,9 @@ def discriminator(name: str, *, autoencoder: Autoencoder, num_classes: int, crit
         raise ValueError("bagan_autoencoder has no discriminator; build 'bagan' or 'bagan_gp' from it.")
     if critic_start not in CRITIC_STARTS:
         raise ValueError(f"critic_start must be one of {CRITIC_STARTS}, got {critic_start!r}.")
-    encoder = copy.deepcopy(_check_autoencoder(name, autoencoder).encoder)
+    encoder = _check_autoencoder(name, autoencoder).encoder  # the discriminators copy it
     if critic_start == "fresh":
+        encoder = copy.deepcopy(encoder)  # new weights on a copy: the autoencoder is not modified
         for module in encoder.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.reset_parameters()
