@@ -366,6 +366,9 @@ class Lambdas:
         yn: presence-classifier weight ``lambda_yn``.
         GF: nodule reconstruction L1 weight ``lambda_GF``.
         GB: background L1 weight ``lambda_GB``.
+        adv: weight of the generator's adversarial term (1 in SQ-AGGAN). ``adv = f = yn = 0`` is the
+            **reconstruction-only** yardstick: the same generator trained on its two L1 terms alone
+            (:attr:`reconstruction_only`; its update then skips the discriminator).
     """
 
     gp: float = 10.0
@@ -373,6 +376,12 @@ class Lambdas:
     yn: float = 1.0
     GF: float = 10.0
     GB: float = 100.0
+    adv: float = 1.0
+
+    @property
+    def reconstruction_only(self) -> bool:
+        """True when no discriminator term reaches the generator (``adv``, ``f`` and ``yn`` are 0)."""
+        return self.adv == 0 and self.f == 0 and self.yn == 0
 
     def __post_init__(self) -> None:
         bad = {k: v for k, v in asdict(self).items() if not v >= 0}
@@ -479,7 +488,8 @@ def g_sqaggan(c_rec: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor, e
               l1_nodule: Tensor, l1_background: Tensor, lam: Lambdas) -> dict[str, Tensor]:
     """SQ-AGGAN's generator objective and its terms.
 
-    ``L_G = -E[D(G(x')_m)] - E[D(M_bg G(y)_m)] + l_f L_G,f + l_yn L_G,e + l_GF L_G,F + l_GB L_G,B``.
+    ``L_G = -l_adv (E[D(G(x')_m)] + E[D(M_bg G(y)_m)]) + l_f L_G,f + l_yn L_G,e + l_GF L_G,F + l_GB L_G,B``
+    (``l_adv`` = 1 in SQ-AGGAN).
 
     Args:
         c_rec: critic scores of ``G(x')_m`` `(B,)`.
@@ -497,5 +507,5 @@ def g_sqaggan(c_rec: Tensor, c_injbg: Tensor, f_hats: list[Tensor], f: Tensor, e
     adv = g_wasserstein(c_rec) + g_wasserstein(c_injbg)
     g_f = feature_term(f_hats, f)
     g_e = presence_term(e_present)
-    total = adv + lam.f * g_f + lam.yn * g_e + lam.GF * l1_nodule + lam.GB * l1_background
+    total = lam.adv * adv + lam.f * g_f + lam.yn * g_e + lam.GF * l1_nodule + lam.GB * l1_background
     return {"loss_G": total, "G_adv": adv, "G_f": g_f, "G_e": g_e, "G_F": l1_nodule, "G_B": l1_background}

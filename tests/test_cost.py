@@ -110,3 +110,69 @@ def test_cpu_bf16_probe_compares_against_float32():
 
     assert cpu_bf16_is_fast(max_slowdown=1e9) is True  # any speed passes a huge allowance
     assert cpu_bf16_is_fast(max_slowdown=0.0) is False  # no computation takes zero time
+
+
+def test_closest_width_picks_the_nearest_count_not_the_first_above():
+    from medgan_core.train.cost import closest_width
+
+    calls = []
+
+    def square(w):  # a count that grows quadratically with the width, like a convolution's
+        calls.append(w)
+        return w * w
+
+    # 25, 36, 49, 64: 49 is nearest to 50 (the first count above it, 64, is not)
+    assert closest_width(square, 50, (w for w in (5, 6, 7, 8))) == (7, 49) and calls == [5, 6, 7, 8]
+    assert closest_width(square, 30, [8, 6, 5]) == (5, 25)  # 25 is 5 away, 36 is 6 away; the order does not matter
+    assert closest_width(square, 37, [7, 5]) == (7, 49) and closest_width(square, 37, [5, 7]) == (5, 25)  # a tie: first
+    assert closest_width(square, 10**9, [3]) == (3, 9)
+    with pytest.raises(ValueError, match="no candidate widths"):
+        closest_width(square, 50, [])
+
+
+def _gpu_cost_probe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gpu_cost_probe.py"
+    spec = importlib.util.spec_from_file_location("gpu_cost_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_cost_probe_defaults_are_the_gpu_profile():
+    import yaml
+    from pathlib import Path
+
+    probe = _gpu_cost_probe()
+    gpu = yaml.safe_load((Path(__file__).resolve().parents[1] / "params/05_sqaggan_lung_nodules/gpu.yaml").read_text())
+    args = probe.parse_args(["--out", "x.json"])
+    assert (args.width, args.width, args.image_size, args.batch, args.probe_batch) == (
+        gpu["width_G"], gpu["width_D"], gpu["image_size"], gpu["batch_size"], gpu["cost_probe_batch"])
+    gan = build_gan("sqaggan", num_features=2, width_G=8, width_D=8)
+    assert args.target_params == 62_406_016 and probe.parameters_at(8) == count_parameters(gan.net_G, gan.net_D)
+
+
+def test_gpu_cost_probe_runs_on_the_cpu(tmp_path):
+    import json
+
+    probe = _gpu_cost_probe()
+    out = tmp_path / "probe.json"
+    report = probe.main(["--out", str(out), "--device", "cpu", "--batch", "2", "--image-size", "32", "--width", "4",
+                         "--steps", "1", "--match-widths", "4:8:4", "--target-params", "20000", "--commit", "abc1234"])
+    assert json.loads(out.read_text()) == report
+    assert set(report) == {"what", "provenance", "setup", "writeup", "target", "records"}
+    prov = report["provenance"]
+    assert prov["commit"] == "abc1234" and len(prov["code_fingerprint"]) == 64 and prov["torch"] == torch.__version__
+    assert "--width 4" in prov["command"] and report["target"]["closest_width"] == 4
+    assert [r["setting"] for r in report["records"]] == ["fp32", "bf16 autocast", "gradient checkpointing",
+                                                         "bf16 + checkpointing"]
+    for r in report["records"]:
+        assert "error" not in r, r
+        assert r["width"] == 4 and r["parameters"] == probe.parameters_at(4) == report["target"]["closest_parameters"]
+        assert r["max_allocated_mb"] > 0 and r["max_reserved_mb"] is None and r["memory_method"] == CPU_METHOD
+        assert r["seconds_per_step"] > 0 and r["estimate_mb"] > 0
+        assert r["estimate_over_measured"] == pytest.approx(r["estimate_mb"] / r["max_allocated_mb"])
+    fp32, ckpt = report["records"][0], report["records"][2]
+    assert ckpt["max_allocated_mb"] < fp32["max_allocated_mb"]  # checkpointing holds fewer activations

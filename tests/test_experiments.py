@@ -140,88 +140,92 @@ def test_ranking_sentence_names_the_generators_in_order():
 
 
 EST = {label: {"parameters": 1000, "training_memory_mb": mb}
-       for (label, _, _), mb in zip(sqaggan_writeup.MEMORY_SETTINGS, (800.0, 500.0, 300.0, 200.0))}
+       for (label, _, _), mb in zip(sqaggan_writeup.MEMORY_SETTINGS, (8_437.0, 500.0, 300.0, 200.0))}
+AUC = {"reconstruction": {"auc": 0.97, "auc_ci": (0.9, 1.0), "f1": 0.9, "f1_ci": (0.8, 1.0), "n": 40},
+       "injection": {"auc": 0.61, "auc_ci": (0.5, 0.7), "f1": 0.8, "f1_ci": (0.7, 0.9), "n": 40}}
+GPU = {"provenance": {"device": "NVIDIA H200", "commit": "abc1234"}, "setup": {"batch": 32, "image_size": 64},
+       "records": [{"width": 84, "setting": "fp32", "role": "closest to the target parameters", "parameters": 62_625_029,
+                    "max_allocated_mb": 11_425.2, "max_reserved_mb": 13_178.0, "seconds_per_step": 0.158,
+                    "estimate_mb": 11_300.0, "estimate_over_measured": 0.989},
+                   {"width": 84, "setting": "bf16 autocast", "error": "OutOfMemoryError"}]}
 
 
-@pytest.mark.parametrize("lo, hi, word", [(0.2, 0.9, "rose with"), (-0.9, -0.1, "fell with"),
-                                          (-0.2, 0.5, "did not clearly follow")])
-def test_sqaggan_verdict_direction_follows_the_interval(lo, hi, word):
-    text = sqaggan_writeup.verdict(3, {"rho": 0.3, "ci": (lo, hi), "mae": 1.5}, 0.4, 24.0, 0.9, 0.8, 0.5, 1.5, EST)
-    assert f"injected nodules {word} the requested one" in text
+def sqaggan_numbers(none=1.5, measurable=False, memory=True):
+    """The verdict's inputs as the notebook passes them."""
+    reason = ("measurable control: ..." if measurable else "no measurable control: the effect's interval includes 0 "
+              "(effect 0.14 [-0.10, 0.40] vs ceiling 1.20 [0.50, 1.90] rating points over a requested span of 3)")
+    return {"n_patients": 3, "auc": AUC, "fid": {"model": 41.23, "reference": 12.5}, "copy": 1.08,
+            "control": {"measurable": measurable, "reason": reason}, "psnr": {"SQ-AGGAN": 24.6, "reconstruction-only": 27.1},
+            "cont": (0.5, none), "none_withheld": "nodule-region L1 0.598 >= 1 x 0.407 (erased input)",
+            "memory": ("width 84, fp32", 11_425.2, 62_625_029, "measured on NVIDIA H200") if memory else None}
+
+
+def test_sig_rounds_to_significant_figures():
+    assert sqaggan_writeup.sig(8_437.0, 1) == "8,000" and sqaggan_writeup.sig(11_425.2, 3) == "11,400"
+    assert sqaggan_writeup.sig(88.4, 3) == "88.4" and sqaggan_writeup.sig(0.0123, 2) == "0.012"
+
+
+def test_sqaggan_verdict_speaks_in_auc_rating_points_and_yardsticks():
+    text = sqaggan_writeup.verdict(sqaggan_numbers())
+    assert "AUC 0.97 (0.90 to 1.00) on reconstructions and AUC 0.61 (0.50 to 0.70) on injections" in text
+    assert "(0.5 = cannot tell them apart, 1 = always can)" in text and "F1" not in text
+    assert "FID of its injections 41.2 against 12.5 for real held-out crops" in text
+    assert "malignancy: no measurable control: the effect's interval includes 0" in text
+    assert "24.6 dB PSNR outside the nodule against 27.1 dB for the reconstruction-only generator" in text
+    assert "1.08 times as far from their nearest training crop" in text
     assert "(over-smoothed)" in text and "(flickering)" in text
-    assert "800 MB in fp32 and 200 MB with bf16 + checkpointing" in text
-
-
-def test_sqaggan_verdict_speaks_in_auc_when_given_and_quotes_the_papers_two_numbers():
-    args = (3, {"rho": 0.3, "ci": (0.2, 0.9), "mae": 1.5}, 0.4, 24.0, 0.9, 0.8, 0.5, 1.5, EST)
-    old = sqaggan_writeup.verdict(*args)
-    assert "F1 0.90 (reconstruction) and F1 0.80 (injection), against" in old and "AUC" not in old
-    assert "0.5086 (reconstruction) and 0.5585 (injection) in the SQ-AGGAN paper quoted by the write-up" in old
-    assert "fooled more often" in old and "0.667" in old
-    new = sqaggan_writeup.verdict(*args, auc_rec=0.97, auc_inj=0.61)
-    assert "AUC 0.97 (reconstruction; F1 0.90) and AUC 0.61 (injection; F1 0.80)" in new
-    assert "AUC 0.5 = cannot tell them apart" in new
-    assert "AUC" not in sqaggan_writeup.verdict(*args, auc_rec=float("nan"))
+    assert "our 62.6 M-parameter model needed 11,400 MB (width 84, fp32, measured on NVIDIA H200)" in text
+    assert "32,155 MB the SQ-AGGAN paper reports for 62.4 M parameters" in text
+    assert "GPU memory was not measured" in sqaggan_writeup.verdict(sqaggan_numbers(memory=False))
 
 
 def test_sqaggan_verdict_withholds_the_comparison_with_an_ablation_below_the_floor():
-    args = (3, {"rho": 0.3, "ci": (0.2, 0.9), "mae": 1.5}, 0.4, 24.0, 0.9, 0.8, 0.57, None, EST)
-    text = sqaggan_writeup.verdict(*args, none_withheld="nodule-region L1 0.598 >= 1 x 0.407 (erased input)")
-    assert "0.57 times as much as real neighbouring slices with the Bi-ConvLSTM (over-smoothed)" in text
+    text = sqaggan_writeup.verdict(sqaggan_numbers(none=None))
     assert ("the comparison without it is withheld: that model is below the quality floor (nodule-region L1 0.598 "
             ">= 1 x 0.407 (erased input))") in text and "flickering" not in text
-    closing = sqaggan_writeup.closing_table({"reconstruction": (0.9, (0.8, 1.0)), "injection": (0.7, (0.6, 0.8))},
-                                            {"rho": 0.3, "ci": (0.1, 0.5), "mae": 1.2}, {"psnr": 24.6, "l1": 0.1},
-                                            (0.57, None), 36_000_000, 64, EST, "30 x 9 s")
+    closing = sqaggan_writeup.closing_table(sqaggan_numbers(none=None), "30 x 9 s")
     row = closing.loc["Bi-ConvLSTM vs none (slice-to-slice change / real)", "ours (this run)"]
-    assert row == "0.57 with, without: withheld (that model is below the quality floor)"
+    assert row == "0.50 with, without: withheld (below the quality floor)"
 
 
 def test_sqaggan_turing_numbers_are_the_papers_reconstruction_and_injection_apart():
     f1 = sqaggan_writeup.WRITEUP_TURING_F1
     assert f1 == {"SQ-AGGAN (reconstruction)": 0.5086, "SQ-AGGAN (injection)": 0.5585, "MCGAN": 0.5038,
                   "T-GAN": 0.5198}
-    r = {"f1": 0.8, "f1_ci": (0.7, 0.9), "accuracy": 0.75, "auc": 0.85, "auc_ci": (0.8, 0.9), "n": 40}
-    rows = sqaggan_writeup.turing_rows({"sqaggan": {"reconstruction": r}})
+    rows = sqaggan_writeup.turing_rows({"SQ-AGGAN": {"reconstruction": AUC["reconstruction"]}})
     paper = sqaggan_writeup.WRITEUP_TURING_SOURCE
     assert "SQ-AGGAN paper" in paper and "quoted in the write-up" in paper
-    assert rows.loc[("SQ-AGGAN (reconstruction)", paper), "F1"] == "0.5086"
-    assert rows.loc[("SQ-AGGAN (injection)", paper), "F1"] == "0.5585"
-    assert rows.loc[("sqaggan (reconstruction)", "CNN classifier (ours)"), "AUC"] == "0.850 (0.800 to 0.900)"
+    assert rows.loc[("SQ-AGGAN (reconstruction)", paper), "F1 of 'synthetic'"] == "0.5086"
+    assert rows.loc[("SQ-AGGAN (injection)", paper), "F1 of 'synthetic'"] == "0.5585"
+    assert rows.loc[("SQ-AGGAN (reconstruction)", "CNN classifier (ours)"), "AUC (95% CI, patients)"] == "0.97 (0.90 to 1.00)"
     assert "fooled more often" in rows.loc[("SQ-AGGAN (injection)", paper), "how to read"]
-    ours = rows.loc[("sqaggan (reconstruction)", "CNN classifier (ours)"), "how to read"]
-    assert "AUC 0.5 = indistinguishable" in ours and "0.667" in ours
-    closing = sqaggan_writeup.closing_table({"reconstruction": (0.9, (0.8, 1.0)), "injection": (0.7, (0.6, 0.8))},
-                                            {"rho": 0.3, "ci": (0.1, 0.5), "mae": 1.2}, {"psnr": 24.6, "l1": 0.1},
-                                            (0.4, 1.4), 36_000_000, 64, EST, "30 x 9 s", c2st={"injection": r})
+    assert "0.667" in rows.loc[("MCGAN", paper), "how to read"]
+    ours = rows.loc[("SQ-AGGAN (reconstruction)", "CNN classifier (ours)"), "how to read"]
+    assert "AUC 0.5 = cannot tell real from synthetic" in ours
+    closing = sqaggan_writeup.closing_table(sqaggan_numbers(), "30 x 9 s")
     turing = closing.loc["visual Turing test"]
     assert "SQ-AGGAN (reconstruction) 0.5086" in turing["write-up"] and "SQ-AGGAN (injection) 0.5585" in turing["write-up"]
     assert turing["write-up: who"] == sqaggan_writeup.WRITEUP_COST_SOURCE
-    assert "injection F1 0.70 (0.60 to 0.80), AUC 0.85 (0.80 to 0.90)" in turing["ours (this run)"]
-    assert "reconstruction F1 0.90 (0.80 to 1.00), AUC not given" in turing["ours (this run)"]
-    assert "fooled more often" in turing["how to read"] and "AUC 0.5 = indistinguishable" in turing["how to read"]
+    assert "injection: AUC 0.61 (0.50 to 0.70), F1 0.80 (0.70 to 0.90)" in turing["ours (this run)"]
+    assert "fooled more often" in turing["how to read"] and "AUC 0.5 = cannot tell" in turing["how to read"]
 
 
-def test_sqaggan_tables_tag_who_produced_each_number():
-    r = {"f1": 0.8, "f1_ci": (0.7, 0.9), "accuracy": 0.75, "auc": 0.85, "n": 40}
-    rows = sqaggan_writeup.turing_rows({"sqaggan": {"injection": r}})
-    assert rows.loc[("sqaggan (injection)", "CNN classifier (ours)"), "F1"] == "0.800 (0.700 to 0.900)"
-    assert rows.loc[("sqaggan (injection)", "CNN classifier (ours)"), "AUC"] == "0.850"  # no auc_ci: no interval
-    assert rows.loc[("MCGAN", "2 radiologists (SQ-AGGAN paper, quoted in the write-up)"), "F1"] == "0.5038"
-    cpu = {"parameters": 12345, "peak_memory_mb": 100.0, "method": "measured", "seconds_per_epoch": 9.4}
-    setting = dict(batch=16, image_size=32, threads=2, gpu_batch=32, gpu_image_size=64, probe_batch=1)
-    table = sqaggan_writeup.cost_table(cpu, {"training_memory_mb": 150.0}, EST, setting)
-    assert table.loc[sqaggan_writeup.WRITEUP_COST_SOURCE, "training memory (MB)"] == 32_155
-    assert sqaggan_writeup.WRITEUP_COST_SOURCE == "SQ-AGGAN paper (quoted in the write-up)"
-    assert "reported by the paper" in table.loc[sqaggan_writeup.WRITEUP_COST_SOURCE, "how"]
-    assert table.loc["ours, cpu profile", "parameters"] == "12,345"
-    assert table.loc["ours, write-up scale, fp32", "training memory (MB)"] == 800
-    assert "over-counts" in sqaggan_writeup.estimator_check(150.0, 100.0)
-    assert "under-counts" in sqaggan_writeup.estimator_check(50.0, 100.0)
-    closing = sqaggan_writeup.closing_table({"reconstruction": (0.9, (0.8, 1.0)), "injection": (0.7, (0.6, 0.8))},
-                                            {"rho": 0.3, "ci": (0.1, 0.5), "mae": 1.2}, {"psnr": 24.6, "l1": 0.1},
-                                            (0.4, 1.4), 36_000_000, 64, EST, "30 x 9 s")
-    assert closing.loc["parameters", "write-up"] == "62,406,016"
-    assert closing.loc["malignancy control", "ours (this run)"].startswith("within-background Spearman 0.30 (0.10 to 0.50)")
+def test_sqaggan_cost_table_labels_measured_and_estimated_rows():
+    cpu = {"parameters": 12345, "peak_memory_mb": 88.4, "method": "process peak", "seconds_per_epoch": 9.4}
+    setting = dict(batch=16, image_size=32, threads=2, gpu_width=64, gpu_batch=32, gpu_image_size=64, probe_batch=1)
+    table = sqaggan_writeup.cost_table(cpu, {"training_memory_mb": 284.0}, EST, GPU, setting)
+    paper = sqaggan_writeup.WRITEUP_COST_SOURCE
+    assert table.loc[paper, "training memory (MB)"] == "32,155" and "reported by the paper" in table.loc[paper, "how"]
+    assert table.loc["ours, cpu profile", "parameters"] == "12,345" and table.loc["ours, cpu profile", "training memory (MB)"] == "88.4"
+    assert table.loc["ours, cpu profile", "how"].startswith("measured in this run")
+    assert "3.2 x the measured value" in table.loc["ours, cpu profile, estimated", "how"]
+    assert table.loc["ours, width 64, fp32", "training memory (MB)"] == "about 8,000"  # 1 significant figure
+    assert table.loc["ours, width 64, fp32", "how"].startswith("estimated")
+    gpu = table.loc["ours, width 84, fp32"]
+    assert gpu["training memory (MB)"] == "11,400" and gpu["parameters"] == "62,625,029"
+    assert "measured on NVIDIA H200" in gpu["how"] and "abc1234" in gpu["how"] and "0.99 x this" in gpu["how"]
+    assert "ours, width 84, bf16 autocast" not in table.index  # a failed measurement is not a row
+    closing = sqaggan_writeup.closing_table(sqaggan_numbers(), "30 x 9 s")
+    assert closing.loc["parameters", "write-up"] == "62,406,016" and closing.loc["parameters", "ours (this run)"].startswith("62,625,029")
+    assert closing.loc["training memory, batch 32", "ours (this run)"] == "11,400 MB (width 84, fp32; measured on NVIDIA H200)"
     assert closing.loc["parameters", "write-up: who"] == "SQ-AGGAN paper (quoted in the write-up)"
-    assert "AUC not given" in closing.loc["visual Turing test", "ours (this run)"]

@@ -182,3 +182,104 @@ def test_real_images_score_like_a_generator_and_reach_about_zero_kid():
     score = validation_kid(features, (images, labels), max_per_class=30, seed=0)
     bright = RealImages((np.clip(images.astype(int) + 80, 0, 255).astype(np.uint8), labels))
     assert abs(score(real)) < score(bright)
+
+
+# --- grouped_fidelity: intervals by patient (crops of one patient are not independent) ---
+
+from medgan_core.metrics.fidelity import GROUPED_COLUMNS, GROUPED_METRICS, grouped_fidelity  # noqa: E402
+from medgan_core.metrics.stats import format_ci  # noqa: E402
+
+GROUPED = dict(seed=0, k=3, n_boot=60, kid_subsets=10)
+
+
+def patient_crops(n_patients: int, per_patient: int, rng: np.random.Generator, d: int = 8,
+                  spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Jittered crops around each patient's centre (centres sd ``spread``, crops sd 0.4), and their patient ids."""
+    centres = rng.normal(0.0, spread, (n_patients, d))
+    groups = np.repeat([f"p{i}" for i in range(n_patients)], per_patient)
+    return centres[np.repeat(np.arange(n_patients), per_patient)] + rng.normal(0.0, 0.4, (len(groups), d)), groups
+
+
+@pytest.fixture(scope="module")
+def grouped():
+    rng = np.random.default_rng(0)
+    f_tr, _ = patient_crops(10, 12, rng, spread=0.3)  # 120 training crops of 10 other patients
+    f_he, g_he = patient_crops(4, 12, rng, spread=0.3)  # 48 held-out crops of 4 patients
+    fakes = {"copy": f_he.copy(), "shifted": f_he + 1.5 + rng.normal(0.0, 0.1, f_he.shape),
+             "three_patients": f_he[g_he != "p3"]}
+    groups_fakes = {"copy": g_he, "shifted": g_he, "three_patients": g_he[g_he != "p3"]}
+    table = grouped_fidelity(f_tr, f_he, fakes, g_he, groups_fakes, **GROUPED)
+    return table.set_index("model"), (f_tr, f_he, g_he, fakes)
+
+
+def test_grouped_columns_sizes_and_order(grouped):
+    table, _ = grouped
+    assert list(table.reset_index().columns) == GROUPED_COLUMNS
+    assert list(table.index) == [REFERENCE, "copy", "shifted", "three_patients"]
+    assert table.n_eval.tolist() == [48, 48, 48, 36] and table.n_patients.tolist() == [4, 4, 4, 3]
+
+
+def test_grouped_copy_of_heldout_gets_the_reference_numbers(grouped):
+    table, _ = grouped
+    pd.testing.assert_series_equal(table.loc[REFERENCE], table.loc["copy"], check_names=False)
+    assert table.loc[REFERENCE].notna().all()
+
+
+def test_grouped_shifted_generator_is_worse_beyond_its_interval(grouped):
+    table, _ = grouped
+    ref, shifted = table.loc[REFERENCE], table.loc["shifted"]
+    assert shifted.fid > 5 * ref.fid and shifted.fid_ci_low > ref.fid_ci_high
+    assert shifted.kid_ci_low > ref.kid and shifted.precision < ref.precision
+
+
+def test_grouped_intervals_contain_their_estimate_and_stay_in_range(grouped):
+    table, _ = grouped
+    for model, row in table.iterrows():
+        for m in GROUPED_METRICS:
+            assert interval_contains(row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"]), (model, m)
+        assert row.fid_ci_low >= 0 and row.precision_ci_high <= 1 and row.coverage_ci_high <= 1
+        assert row.fid_ci_high > row.fid_ci_low and row.kid_ci_high > row.kid_ci_low, model
+    ref = table.loc[REFERENCE]
+    assert all(ref[f"{m}_ci_high"] > ref[f"{m}_ci_low"] for m in GROUPED_METRICS)  # no zero-width interval
+
+
+def test_grouped_interval_by_patient_is_wider_than_by_image():
+    # Crops of a patient sit close together: resampling images pretends 48 independent samples,
+    # resampling the 6 patients does not, so its interval must be wider.
+    rng = np.random.default_rng(1)
+    f_tr, _ = patient_crops(12, 10, rng, spread=2.0)
+    f_he, g_he = patient_crops(6, 8, rng, spread=2.0)
+    row = grouped_fidelity(f_tr, f_he, {}, g_he, **(GROUPED | {"n_boot": 100})).iloc[0]
+    by_image = fid_ci(f_tr, f_he, n_boot=100, seed=0)
+    assert row.fid == pytest.approx(by_image["fid"])
+    assert row.fid_ci_high - row.fid_ci_low > 1.5 * (by_image["ci_high"] - by_image["ci_low"])
+
+
+def test_grouped_two_patients_give_no_interval(grouped):
+    _, (f_tr, f_he, g_he, fakes) = grouped
+    two = np.where(np.isin(g_he, ["p0", "p1"]), "a", "b")
+    table = grouped_fidelity(f_tr, f_he, {"copy": fakes["copy"]}, two, **GROUPED)
+    ci = [c for c in GROUPED_COLUMNS if c.endswith(("_ci_low", "_ci_high"))]
+    assert table[ci].isna().all().all() and table[list(GROUPED_METRICS)].notna().all().all()
+    assert table.n_patients.tolist() == [2, 2]
+    row = table.iloc[0]
+    assert format_ci(row.fid, row.fid_ci_low, row.fid_ci_high, n=2, unit="patients").endswith(
+        "(n/a: 2 patients; an interval needs at least 3)")
+
+
+def test_grouped_checks_inputs(grouped):
+    _, (f_tr, f_he, g_he, fakes) = grouped
+    with pytest.raises(ValueError, match=r"groups_fakes is None, so feats_fakes\['few'\] must be paired"):
+        grouped_fidelity(f_tr, f_he, {"few": f_he[:30]}, g_he, **GROUPED)
+    with pytest.raises(ValueError, match="groups_heldout has 47 labels but feats_heldout has 48 rows"):
+        grouped_fidelity(f_tr, f_he, {}, g_he[:-1], **GROUPED)
+    with pytest.raises(ValueError, match=r"groups_fakes\['copy'\] has 30 labels"):
+        grouped_fidelity(f_tr, f_he, {"copy": f_he}, g_he, {"copy": g_he[:30]}, **GROUPED)
+    with pytest.raises(ValueError, match="groups_fakes has no entry for 'copy'"):
+        grouped_fidelity(f_tr, f_he, {"copy": f_he}, g_he, {}, **GROUPED)
+    with pytest.raises(ValueError, match="not held-out patients"):
+        grouped_fidelity(f_tr, f_he, {"copy": f_he}, g_he, {"copy": np.full(48, "stranger")}, **GROUPED)
+    with pytest.raises(ValueError, match="another name"):
+        grouped_fidelity(f_tr, f_he, {REFERENCE: f_he}, g_he, **GROUPED)
+    with pytest.raises(ValueError, match="feature columns"):
+        grouped_fidelity(f_tr, f_he, {"narrow": f_he[:, :4]}, g_he, **GROUPED)

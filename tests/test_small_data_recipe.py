@@ -97,6 +97,27 @@ def test_early_stopping_keeps_the_best_validation_generator(tmp_path):
         train_gan(gan, data, num_steps=2, eval_fn=score, progress=False)
 
 
+def test_validation_curves_beside_the_score_survive_a_resume(tmp_path):
+    """eval_fn may return {"score", ...}: each key is a column of run.evals, also after resuming from a checkpoint."""
+    images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    data = ImageBatches(images, None, batch_size=4, seed=0)
+    calls = iter(range(100))
+
+    def curves(g):
+        i = next(calls)
+        return {"score": 10.0 - i, "loss_D": float(i), "realism": 2.0 * i}
+
+    kw = dict(eval_fn=curves, eval_every=2, progress=False, run_dir=tmp_path / "run", checkpoint_every=2)
+    first = train_gan(build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4), data, num_steps=4, **kw)
+    assert list(first.evals.columns) == ["step", "seconds", "score", "loss_D", "realism"]
+    more = train_gan(build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4), data, num_steps=6, **kw)
+    assert more.evals["step"].tolist() == [2, 4, 6] and more.evals["realism"].tolist() == [0.0, 2.0, 4.0]
+    assert more.best_step == 6
+    with pytest.raises(ValueError, match="'score'"):
+        train_gan(build_gan("dcgan", image_size=16, nz=8, width_G=4, width_D=4), data, num_steps=2, eval_every=2,
+                  eval_fn=lambda g: {"kid": 1.0}, progress=False)
+
+
 def test_snapshots_follow_the_time_budget_and_the_early_stop(tmp_path, monkeypatch):
     images = np.random.default_rng(0).integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
     data = ImageBatches(images, None, batch_size=4, seed=0)

@@ -17,7 +17,7 @@ from medgan_core.data.nodule_sequences import NoduleBatches, NoduleSequences, ma
 from medgan_core.losses import Lambdas
 from medgan_core.models.registry import build_gan, define_D, define_G
 from medgan_core.models.sqaggan import (SQAGGANDiscriminator, SQAGGANGenerator, five_panel_snapshot, generate,
-                                        generate_pair, random_batch, update)
+                                        generate_pair, loss_terms, random_batch, update)
 from medgan_core.train import count_parameters, step_batch_indices, train_gan
 
 
@@ -90,6 +90,37 @@ def test_update_changes_both_networks():
     assert all(p.requires_grad for p in net_D.parameters())
     with pytest.raises(ValueError, match="lacks"):
         update(net_G, net_D, opt_G, opt_D, {"x": batch["x"]}, Lambdas())
+
+
+def test_reconstruction_only_update_leaves_the_discriminator_alone():
+    """adv = f = yn = 0: the yardstick generator trains on its L1 terms; D gets no step and no term says otherwise."""
+    torch.manual_seed(0)
+    net_G, net_D = define_G("sqaggan", num_features=2, width_G=2), define_D("sqaggan", num_features=2, width_D=2)
+    opt_G, opt_D = torch.optim.Adam(net_G.parameters(), 1e-3), torch.optim.Adam(net_D.parameters(), 1e-3)
+    batch = random_batch(2, 3, 16, 2, seed=1)
+    g0, d0 = [p.clone() for p in net_G.parameters()], [p.clone() for p in net_D.parameters()]
+    lam = Lambdas(adv=0.0, f=0.0, yn=0.0)
+    assert lam.reconstruction_only and not Lambdas().reconstruction_only and not Lambdas(adv=0.0).reconstruction_only
+    out = update(net_G, net_D, opt_G, opt_D, batch, lam)
+    assert "loss_D" not in out
+    assert out["loss_G"] == pytest.approx(lam.GF * out["G_F"] + lam.GB * out["G_B"], rel=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(d0, net_D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, net_G.parameters()))
+
+
+def test_loss_terms_validate_without_training_or_global_rng():
+    """Every term of update() is reported, the weights and the global RNG are untouched, repeated calls agree."""
+    torch.manual_seed(0)
+    net_G, net_D = define_G("sqaggan", num_features=2, width_G=2), define_D("sqaggan", num_features=2, width_D=2)
+    batch = random_batch(3, 3, 16, 2, seed=2)
+    w0 = [p.clone() for p in (*net_G.parameters(), *net_D.parameters())]
+    state = torch.random.get_rng_state()
+    a, b = loss_terms(net_G, net_D, batch, Lambdas()), loss_terms(net_G, net_D, batch, Lambdas())
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a == b and {"loss_D", "adv_F", "adv_B", "D_f", "D_e", "loss_G", "G_adv", "G_F", "G_B"} <= set(a)
+    assert all(math.isfinite(v) for v in a.values()) and a["adv_F"] != a["adv_B"]
+    assert all(torch.equal(p, q) for p, q in zip(w0, (*net_G.parameters(), *net_D.parameters())))
+    assert net_G.training and net_D.training
 
 
 # --- batches by step, the registry's step, generation and the five panels ------------------------

@@ -7,7 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from medgan_core.metrics.turing import (binary_scores, bootstrap_f1_ci, classifier_two_sample_test, score_answers,
+from fixtures_data import LIDC_FOLDER, real_data_dir
+from medgan_core.data import lidc
+from medgan_core.data.nodule_sequences import LIDC_RANGE, build_nodule_sequences, keep_outside_lung, normalise
+from medgan_core.metrics.turing import (binary_scores, bootstrap_f1_ci, classifier_two_sample_test, constant_pixel_auc,
+                                        score_answers,
                                         write_turing_sheet)
 
 
@@ -73,6 +77,38 @@ def test_sheet_files_and_round_trip(tmp_path):
     assert score_answers(filled, paths["key"])["f1"] == 1.0
     with pytest.raises(ValueError, match="even"):
         write_turing_sheet(real, fake, tmp_path, n_cases=5)
+
+
+@pytest.mark.skipif(real_data_dir(LIDC_FOLDER) is None, reason="the real LIDC slices are not staged")
+def test_prepared_sheet_has_no_outside_lung_giveaway(tmp_path):
+    """Real crops carry the constant outside the lungs; an unprepared output never hits it, a prepared one copies it.
+
+    On the real slices the count of exactly-constant pixels tells real crops from a stand-in generator's
+    reconstructions; after keep_outside_lung it is the same for every real crop and its reconstruction (AUC
+    exactly 0.5 over all pairs), and the sheet draws real and synthetic cases from disjoint nodules.
+    """
+    data_dir = real_data_dir(LIDC_FOLDER)
+    slices = lidc.load_slices(data_dir)
+    features = lidc.nodule_features(data_dir, slices.meta)
+    seqs, _ = build_nodule_sequences(slices, features, ["malignancy"], seq_len=3, crop=32, crops_per_slice=1,
+                                     jitter_px=4, dilate_px=2, seed=0)
+    const = normalise(np.float32([0.0]), LIDC_RANGE)[0]
+    assert (seqs.x == const).any(axis=(1, 2, 3)).mean() > 0.2  # the giveaway exists in the real crops
+    rng = np.random.default_rng(0)
+    fake = np.clip(0.9 * seqs.x_removed + rng.normal(0, 0.02, seqs.x.shape), -0.999, 0.999).astype(np.float32)
+    assert constant_pixel_auc(seqs.x, fake, const) > 0.65  # unprepared: the count alone spots real crops
+    prepared = keep_outside_lung(fake, seqs.x)
+    counts = [(a == const).sum(axis=(1, 2, 3)) for a in (seqs.x, prepared)]
+    assert np.array_equal(counts[0], counts[1]) and constant_pixel_auc(seqs.x, prepared, const) == 0.5
+    nodules = seqs.meta["nodule_id"].to_numpy()
+    paths = write_turing_sheet(seqs.x, prepared, tmp_path, n_cases=20, seed=0, groups=nodules)
+    key = pd.read_csv(paths["key"])
+    sides = [set(nodules[key.source_index[key.truth == t]]) for t in ("real", "synthetic")]
+    assert not sides[0] & sides[1]  # no nodule is shown both as itself and as its copy
+    with pytest.raises(ValueError, match="paired"):
+        write_turing_sheet(seqs.x, prepared[:-1], tmp_path, n_cases=4, groups=nodules)
+    with pytest.raises(ValueError, match="one shape"):
+        keep_outside_lung(fake[:2], seqs.x[:3])
 
 
 def test_classifier_two_sample_test_spots_an_obvious_difference():

@@ -18,7 +18,7 @@ its normalised units, about the 0.5th-99.5th percentile of lung tissue; :data:`C
 In the npz everything outside the lungs is the constant 0 (:func:`lung_masks`).
 
 Public API: :data:`LIDC_RANGE`, :data:`CT_RANGE`, :class:`NoduleSequences`, :func:`lung_masks`,
-:func:`slice_windows`, :func:`scale_features`, :func:`build_nodule_sequences`,
+:func:`keep_outside_lung`, :func:`slice_windows`, :func:`scale_features`, :func:`build_nodule_sequences`,
 :func:`build_background_sequences`, :func:`slices_from_ct`,
 :func:`load_ct_nodules`, :func:`make_batch`, :class:`NoduleBatches` (SQ-AGGAN's training batches, drawn by step).
 """
@@ -94,6 +94,36 @@ def lung_masks(images: np.ndarray, outside_value: float = 0.0) -> np.ndarray:
     if images.ndim != 3:
         raise ValueError(f"images must be (N, H, W), got {images.shape}.")
     return images != np.float32(outside_value)
+
+
+def keep_outside_lung(out: np.ndarray, outline_from: np.ndarray, intensity_range: tuple[float, float] = LIDC_RANGE,
+                      outside_value: float = 0.0) -> np.ndarray:
+    """Give generated sequences the outside-the-lungs region of real crops back, exactly as the data has it.
+
+    The staged slices are lung-segmented: everything outside the lungs is one constant (0 in npz
+    units), which a generator's tanh output never hits exactly. Left as generated, that region
+    marks every real crop (flat cut-outs, stray pixels of exactly the constant) and a reader or a
+    classifier can tell real from synthetic by it alone. The generator is asked about the lungs
+    only, so every output (and every yardstick) is prepared like the real crops: where
+    ``outline_from`` holds the constant, the constant is written.
+
+    Args:
+        out: `(N, T, S, S)` generated sequences in [-1, 1].
+        outline_from: `(N, T, S, S)` the real crops whose lung outline applies: the original ``x``
+            for a reconstruction (the slice's lung segmentation does not depend on the nodule), the
+            background ``y`` for an injection.
+        intensity_range: the range :func:`normalise` mapped to [-1, 1].
+        outside_value: the constant outside the lungs before normalising.
+
+    Returns:
+        A float32 copy of ``out`` with the outside region of ``outline_from``.
+    """
+    out, outline_from = np.asarray(out, np.float32), np.asarray(outline_from, np.float32)
+    if out.shape != outline_from.shape:
+        raise ValueError(f"out {out.shape} and outline_from {outline_from.shape} must have one shape: pass the crops "
+                         "each output was made from (x for a reconstruction, y for an injection).")
+    const = normalise(np.float32([outside_value]), intensity_range)[0]
+    return np.where(outline_from == const, const, out).astype(np.float32)
 
 
 def normalise(images: np.ndarray, intensity_range: tuple[float, float]) -> np.ndarray:

@@ -159,6 +159,28 @@ def classifier_two_sample_test(real_train: np.ndarray, fake_train: np.ndarray, r
     return out
 
 
+def constant_pixel_auc(real: np.ndarray, fake: np.ndarray, value: float) -> float:
+    """How well one plain statistic tells real from synthetic: the count of pixels exactly equal to ``value``.
+
+    A giveaway check of a sheet or a two-sample test: lung-segmented crops hold a constant outside
+    the lungs that a generator never draws exactly, so, unless outputs are prepared like the real
+    crops (:func:`medgan_core.data.nodule_sequences.keep_outside_lung`), this count alone marks
+    the real cases.
+
+    Args:
+        real: real sequences `(N, T, S, S)`.
+        fake: synthetic sequences `(M, T, S, S)`.
+        value: the constant (e.g. the outside-the-lungs value in [-1, 1] units).
+
+    Returns:
+        The ROC AUC of "more such pixels = real" (0.5: the count cannot tell them apart; 1: it always can).
+    """
+    real, fake = _check_sequences(real, "real"), _check_sequences(fake, "fake")
+    counts = [(a == np.float32(value)).reshape(len(a), -1).sum(axis=1) for a in (real, fake)]
+    truth = np.r_[np.ones(len(real)), np.zeros(len(fake))]
+    return float(roc_auc_score(truth, np.r_[counts[0], counts[1]]))
+
+
 def _png_uri(img: np.ndarray, scale: int) -> str:
     """A `(S, S)` image in [-1, 1] as an upscaled grayscale PNG data URI."""
     u8 = np.clip((img + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
@@ -168,9 +190,25 @@ def _png_uri(img: np.ndarray, scale: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _split_groups(groups: np.ndarray, n_real: int, n_fake: int, half: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the real and of the synthetic side: whole groups, shuffled, each to the side with fewer rows."""
+    groups = np.asarray(groups)
+    if not len(groups) == n_real == n_fake:
+        raise ValueError(f"groups needs one entry per row of real and fake, which must be paired (one length); got "
+                         f"{len(groups)}, {n_real} and {n_fake}.")
+    sides: tuple[list[int], list[int]] = ([], [])
+    for g in rng.permutation(np.unique(groups)):
+        sides[int(len(sides[1]) < len(sides[0]))].extend(np.flatnonzero(groups == g).tolist())
+    if min(len(sides[0]), len(sides[1])) < half:
+        raise ValueError(f"{len(np.unique(groups))} nodules split into {len(sides[0])} and {len(sides[1])} rows cannot "
+                         f"give {half} real and {half} synthetic cases from disjoint nodules; lower n_cases.")
+    return np.array(sides[0]), np.array(sides[1])
+
+
 def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.PathLike, n_cases: int = 20,
                        seed: int = 0, title: str = "Real or synthetic? A visual Turing test of CT nodules",
-                       scale: int = 4, prefix: str = "turing") -> dict[str, Path]:
+                       scale: int = 4, prefix: str = "turing", groups: np.ndarray | None = None) -> dict[str, Path]:
     """Write the classroom sheet: an HTML page of shuffled cases, the answer key and an answer file.
 
     Half of the ``n_cases`` cases are drawn from ``real`` and half from ``fake`` (without
@@ -187,6 +225,10 @@ def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.Pat
         title: the page title.
         scale: each pixel is drawn as a ``scale`` x ``scale`` block.
         prefix: file name prefix.
+        groups: `(N,)` with paired sets (row ``i`` of ``real`` and of ``fake`` made from one case, e.g.
+            a crop and its reconstruction): the nodule of each row. Real and synthetic cases are then
+            drawn from disjoint nodules (a seeded split of the nodules into two halves of about equal
+            rows), so the sheet never shows a nodule both as itself and as its synthetic copy.
 
     Returns:
         ``{"sheet", "key", "blank"}`` paths.
@@ -199,8 +241,10 @@ def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.Pat
         raise ValueError(f"n_cases must be even, >= 2 and at most 2 x min(len(real), len(fake)) = "
                          f"{2 * min(len(real), len(fake))}; got {n_cases}.")
     rng = np.random.default_rng(seed)
-    picks = [("real", int(i)) for i in rng.choice(len(real), half, replace=False)]
-    picks += [("synthetic", int(i)) for i in rng.choice(len(fake), half, replace=False)]
+    pools = (np.arange(len(real)), np.arange(len(fake))) if groups is None else _split_groups(groups, len(real),
+                                                                                              len(fake), half, rng)
+    picks = [("real", int(i)) for i in rng.choice(pools[0], half, replace=False)]
+    picks += [("synthetic", int(i)) for i in rng.choice(pools[1], half, replace=False)]
     order = rng.permutation(len(picks))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

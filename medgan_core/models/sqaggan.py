@@ -282,10 +282,58 @@ def generate_pair(net_G: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, T
     return out.chunk(2)
 
 
+def _d_terms(net_D: nn.Module, batch: dict[str, Tensor], g_rec: Tensor, g_inj: Tensor, lam: Lambdas, amp: bool,
+             gen: torch.Generator | None = None) -> dict[str, Tensor]:
+    """``L_D`` and its terms for detached middle slices ``g_rec`` = ``G(x')_m``, ``g_inj`` = ``G(y)_m`` `(B, 1, H, W)`."""
+    x, m, y, f = batch["x"], batch["m"], batch["y"], batch["f"]
+    t_mid = x.shape[1] // 2
+    m_mid = m[:, t_mid]  # `(B, 1, H, W)`
+    bg_mid = 1.0 - m_mid
+    critic = lambda img, msk: net_D(img, msk)[0]  # noqa: E731  (the critic head alone, for the penalty)
+    with amp_context(x.device, amp):
+        c_x, f_x, e_x = net_D(x[:, t_mid], m_mid)
+        c_rec, f_rec, e_rec = net_D(g_rec, m_mid)
+        c_ybg = net_D(y[:, t_mid] * bg_mid, m_mid)[0]
+        c_injbg = net_D(g_inj * bg_mid, m_mid)[0]
+        _, _, e_y = net_D(y[:, t_mid], m_mid)
+        _, f_inj, e_inj = net_D(g_inj, m_mid)
+    with torch.enable_grad():  # the penalty differentiates the critic, also when validating
+        gp_f = gradient_penalty(critic, x[:, t_mid], g_rec, m_mid, generator=gen)
+        gp_b = gradient_penalty(critic, y[:, t_mid] * bg_mid, g_inj * bg_mid, m_mid, generator=gen)
+    return d_sqaggan(c_x.float(), c_rec.float(), c_ybg.float(), c_injbg.float(),
+                     [f_x.float(), f_rec.float(), f_inj.float()], f,
+                     [e_x.float(), e_rec.float(), e_inj.float()], [e_y.float()], gp_f, gp_b, lam)
+
+
+def _g_terms(net_D: nn.Module, batch: dict[str, Tensor], g_rec_seq: Tensor, g_inj_seq: Tensor, lam: Lambdas,
+             amp: bool) -> dict[str, Tensor]:
+    """``L_G`` and its terms for the generated sequences (``D``'s weights get no gradient)."""
+    x, m, y, f = batch["x"], batch["m"], batch["y"], batch["f"]
+    t_mid = x.shape[1] // 2
+    m_mid = m[:, t_mid]
+    bg_mid = 1.0 - m_mid
+    flags = [p.requires_grad for p in net_D.parameters()]
+    net_D.requires_grad_(False)
+    try:
+        with amp_context(x.device, amp):
+            c_rec, f_rec, e_rec = net_D(g_rec_seq[:, t_mid], m_mid)
+            c_injbg = net_D(g_inj_seq[:, t_mid] * bg_mid, m_mid)[0]
+            _, f_inj, e_inj = net_D(g_inj_seq[:, t_mid], m_mid)
+        return g_sqaggan(c_rec.float(), c_injbg.float(), [f_rec.float(), f_inj.float()], f,
+                         [e_rec.float(), e_inj.float()], nodule_l1(g_rec_seq, g_inj_seq, x, m),
+                         background_l1(g_rec_seq, g_inj_seq, x, y, 1.0 - m), lam)
+    finally:
+        for p, flag in zip(net_D.parameters(), flags):
+            p.requires_grad_(flag)
+
+
 def update(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
            batch: dict[str, Tensor], lam: Lambdas, n_critic: int = 1, amp: bool = False,
            step: int | None = None) -> dict[str, float]:
     """One SQ-AGGAN update: ``n_critic`` steps on ``L_D``, then one on ``L_G``.
+
+    With ``lam.reconstruction_only`` (no discriminator term reaches ``G``) the critic steps are
+    skipped and ``G`` trains on its two L1 terms alone: the reconstruction-only yardstick.
 
     Args:
         net_G: the generator.
@@ -302,56 +350,59 @@ def update(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Optimizer, opt
         Every loss term as a float (``loss_D``, ``loss_G`` and their parts).
     """
     _check_batch(batch)
-    x, m, y, f = batch["x"], batch["m"], batch["y"], batch["f"]
-    t_mid = x.shape[1] // 2
-    m_mid = m[:, t_mid]  # `(B, 1, H, W)`
-    bg_mid = 1.0 - m_mid
-    critic = lambda img, msk: net_D(img, msk)[0]  # noqa: E731  (the critic head alone, for the penalty)
+    t_mid = batch["x"].shape[1] // 2
     # One generator pass serves both updates (as in pix2pix): the critic sees it detached, the
     # generator step back-propagates through it after the critic has moved.
-    with amp_context(x.device, amp):
+    with amp_context(batch["x"].device, amp):
         g_rec_seq, g_inj_seq = generate_pair(net_G, batch)
     g_rec_seq, g_inj_seq = g_rec_seq.float(), g_inj_seq.float()
-    g_rec, g_inj = g_rec_seq.detach()[:, t_mid], g_inj_seq.detach()[:, t_mid]
     out: dict[str, float] = {}
-    for _ in range(n_critic):
-        with amp_context(x.device, amp):
-            c_x, f_x, e_x = net_D(x[:, t_mid], m_mid)
-            c_rec, f_rec, e_rec = net_D(g_rec, m_mid)
-            c_ybg = net_D(y[:, t_mid] * bg_mid, m_mid)[0]
-            c_injbg = net_D(g_inj * bg_mid, m_mid)[0]
-            _, _, e_y = net_D(y[:, t_mid], m_mid)
-            _, f_inj, e_inj = net_D(g_inj, m_mid)
-        gp_f = gradient_penalty(critic, x[:, t_mid], g_rec, m_mid)
-        gp_b = gradient_penalty(critic, y[:, t_mid] * bg_mid, g_inj * bg_mid, m_mid)
-        terms = d_sqaggan(c_x.float(), c_rec.float(), c_ybg.float(), c_injbg.float(),
-                          [f_x.float(), f_rec.float(), f_inj.float()], f,
-                          [e_x.float(), e_rec.float(), e_inj.float()], [e_y.float()], gp_f, gp_b, lam)
+    for _ in range(0 if lam.reconstruction_only else n_critic):
+        terms = _d_terms(net_D, batch, g_rec_seq.detach()[:, t_mid], g_inj_seq.detach()[:, t_mid], lam, amp)
         check_finite("loss_D", terms["loss_D"], step)
         opt_D.zero_grad(set_to_none=True)
         terms["loss_D"].backward()
         opt_D.step()
-    out.update({k: v.item() for k, v in terms.items()})
-
-    flags = [p.requires_grad for p in net_D.parameters()]
-    net_D.requires_grad_(False)
-    try:
-        with amp_context(x.device, amp):
-            c_rec, f_rec, e_rec = net_D(g_rec_seq[:, t_mid], m_mid)
-            c_injbg = net_D(g_inj_seq[:, t_mid] * bg_mid, m_mid)[0]
-            _, f_inj, e_inj = net_D(g_inj_seq[:, t_mid], m_mid)
-        terms = g_sqaggan(c_rec.float(), c_injbg.float(), [f_rec.float(), f_inj.float()], f,
-                          [e_rec.float(), e_inj.float()], nodule_l1(g_rec_seq, g_inj_seq, x, m),
-                          background_l1(g_rec_seq, g_inj_seq, x, y, 1.0 - m), lam)
-    finally:
-        for p, flag in zip(net_D.parameters(), flags):
-            p.requires_grad_(flag)
+        out.update({k: v.item() for k, v in terms.items()})
+    terms = _g_terms(net_D, batch, g_rec_seq, g_inj_seq, lam, amp)
     check_finite("loss_G", terms["loss_G"], step)
     opt_G.zero_grad(set_to_none=True)
     terms["loss_G"].backward()
     opt_G.step()
     out.update({k: v.item() for k, v in terms.items()})
     return out
+
+
+@torch.no_grad()
+def loss_terms(net_G: nn.Module, net_D: nn.Module, batch: dict[str, Tensor], lam: Lambdas,
+               seed: int = 0) -> dict[str, float]:
+    """Every term of ``L_D`` and ``L_G`` on a batch, without training (for validation curves).
+
+    Both networks run in eval mode (restored after); the penalty's interpolation weights come from
+    a generator seeded with ``seed``, so the global RNG is untouched and repeated calls agree.
+
+    Args:
+        net_G: the generator.
+        net_D: the discriminator.
+        batch: as for :func:`update` (e.g. a validation patient's crops).
+        lam: the loss weights.
+        seed: seed of the gradient penalty's interpolation weights.
+
+    Returns:
+        The same keys as :func:`update`.
+    """
+    _check_batch(batch)
+    t_mid = batch["x"].shape[1] // 2
+    modes = net_G.training, net_D.training
+    net_G.eval(), net_D.eval()
+    try:
+        g_rec_seq, g_inj_seq = (g.float() for g in generate_pair(net_G, batch))
+        gen = torch.Generator(device=batch["x"].device).manual_seed(int(seed))
+        terms = _d_terms(net_D, batch, g_rec_seq[:, t_mid], g_inj_seq[:, t_mid], lam, False, gen)
+        terms |= _g_terms(net_D, batch, g_rec_seq, g_inj_seq, lam, False)
+    finally:
+        net_G.train(modes[0]), net_D.train(modes[1])
+    return {k: float(v) for k, v in terms.items()}
 
 
 def random_batch(batch: int, seq_len: int, size: int, num_features: int, seed: int = 0,

@@ -18,13 +18,15 @@
 - :func:`cpu_bf16_is_fast`: whether bf16 autocast is worth running on this CPU (many CPUs have no
   native bf16 and emulate it 50 to 100 times slower than float32).
 - :func:`cost_table`: the report's table of parameters, steps, seconds and memory per model.
+- :func:`closest_width`: the network width whose parameter count comes closest to a target (e.g. a
+  write-up's reported model size).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,9 @@ from torch import nn
 
 if TYPE_CHECKING:  # only for annotations (the trainer imports this module)
     from medgan_core.train.trainer import GanRun
+
+__all__ = ["CPU_METHOD", "CUDA_METHOD", "PeakMemory", "closest_width", "cost_table", "count_parameters",
+           "cpu_bf16_is_fast", "measure_step", "saved_activation_bytes", "training_memory_estimate"]
 
 CUDA_METHOD = "measured: CUDA peak allocated (torch.cuda.max_memory_allocated)"
 CPU_METHOD = "counted: 16 B per parameter + tensors autograd held in a step (CPU)"
@@ -301,3 +306,27 @@ def cost_table(runs: Mapping[str, "GanRun"], labels: Mapping[str, str] | None = 
     columns = ["model", "parameters", "steps", "seconds / step", "training seconds", "peak memory (MiB)",
                "how measured"]
     return pd.DataFrame(rows, columns=columns).set_index("model")
+
+
+def closest_width(count_at: Callable[[int], int], target: int, widths: Iterable[int]) -> tuple[int, int]:
+    """The candidate width whose parameter count is closest to ``target``, and that count.
+
+    ``|count_at(w) - target|`` is smallest; of equally close widths the first candidate wins.
+
+    Args:
+        count_at: ``count_at(w)`` is the parameter count at width ``w`` (e.g. of a model built at ``w``).
+        target: the parameter count to come close to (e.g. a write-up's reported model size).
+        widths: the candidate widths, each tried once in order.
+
+    Returns:
+        ``(width, count_at(width))``.
+    """
+    best: tuple[int, int] | None = None
+    for w in widths:
+        n = int(count_at(w))
+        if best is None or abs(n - target) < abs(best[1] - target):
+            best = (int(w), n)
+    if best is None:
+        raise ValueError(f"closest_width got no candidate widths to compare against target {target}; pass a "
+                         "non-empty iterable such as range(64, 129, 4).")
+    return best

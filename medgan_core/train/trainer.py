@@ -288,6 +288,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         snapshot_n: images per class of the default snapshot.
         eval_fn: ``eval_fn(gan) -> score`` on held-out data, lower is better (e.g.
             :func:`medgan_core.metrics.fidelity.validation_kid`); it must not touch the global RNG.
+            It may return a mapping with a ``"score"`` key and further validation curves (loss
+            terms, a realism score): every key becomes a column of ``GanRun.evals``.
             The generator weights (the EMA's where there is one) of the best score are kept and
             loaded back at the end, so the run samples its best-validation generator.
         eval_every: steps between validations (needed with ``eval_fn``); its seconds are not training seconds.
@@ -320,8 +322,12 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
 
     def validate(done: int) -> None:
         gan.refresh_ema()  # the EMA generator's own batch statistics (a no-op without EMA)
-        score = float(eval_fn(gan))
-        extra["evals"].append([done, float(extra["seconds"]), score])
+        result = eval_fn(gan)
+        scores = {k: float(v) for k, v in result.items()} if isinstance(result, Mapping) else {"score": float(result)}
+        if "score" not in scores:
+            raise ValueError(f"eval_fn returned {sorted(scores)}; a mapping needs a 'score' key (lower is better).")
+        score = scores["score"]
+        extra["evals"].append({"step": done, "seconds": float(extra["seconds"]), **scores})
         best = extra["best"]
         if not best or score < best["score"]:
             extra["best"] = {"score": score, "step": done,
@@ -391,7 +397,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         generator.load_state_dict(extra["best"]["G"])
     else:
         gan.refresh_ema()
-    evals = pd.DataFrame(extra["evals"], columns=["step", "seconds", "score"])
+    evals = pd.DataFrame([e if isinstance(e, Mapping) else dict(zip(("step", "seconds", "score"), e))
+                          for e in extra["evals"]], columns=None if extra["evals"] else ["step", "seconds", "score"])
     return GanRun(gan=gan, history=history, snapshots=snapshots, seconds=float(extra["seconds"]), steps=steps,
                   stopped_by=str(extra["stopped_by"]), peak_memory_mb=peak, memory_method=mem.method,
                   resumed_from=resumed_from, run_dir=Path(run_dir) if run_dir is not None else None,
