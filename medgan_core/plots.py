@@ -227,7 +227,7 @@ def _tile(images: np.ndarray, pad: int = 1) -> np.ndarray:
 
 def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[str, int] | None = None,
                        reference: float | None = None, ylabel: str = "validation KID", logy: bool = True,
-                       title: str | None = None) -> Figure:
+                       title: str | None = None, reference_label: str = "real images") -> Figure:
     """Each generator's validation score against generator steps (left) and training seconds (right).
 
     Args:
@@ -235,6 +235,7 @@ def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[st
             :class:`~medgan_core.train.trainer.GanRun`'s ``evals``); lower is better.
         best_steps: ``{label: step}`` of the kept (best-validation) generator, marked with a dot.
         reference: the same score for real held-out images (a grey dashed line), or ``None``.
+        reference_label: what the reference line is (e.g. a yardstick that is not real images).
         ylabel: what the score is.
         logy: logarithmic vertical axis (scores at or below 0 are drawn at the axis floor).
         title: the figure's title, or ``None``.
@@ -264,7 +265,7 @@ def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[st
         if reference is not None:  # on a log axis a reference <= 0 is drawn at the axis floor, and says so
             shown = reference if not floor or reference > 0 else floor
             ax.axhline(shown, color="grey", linestyle="--", linewidth=1,
-                       label="real images" + ("" if shown == reference else f" ({reference:.3g}, drawn at the axis floor)"))
+                       label=reference_label + ("" if shown == reference else f" ({reference:.3g}, drawn at the axis floor)"))
         ax.set_xlabel(xlabel)
         if logy and floor:
             ax.set_yscale("log")

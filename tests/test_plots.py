@@ -94,6 +94,8 @@ def test_convergence_curves_against_steps_and_seconds():
     below = plots.convergence_curves({"A": a}, reference=-0.01).axes[0]
     ref_line = [ln for ln in below.get_lines() if ln.get_linestyle() == "--"][0]
     assert ref_line.get_ydata()[0] > 0 and "axis floor" in ref_line.get_label()  # a reference <= 0 is shown, and says so
+    yard = plots.convergence_curves({"A": a}, reference=0.3, logy=False, reference_label="erased input").axes[0]
+    assert [ln.get_label() for ln in yard.get_lines() if ln.get_linestyle() == "--"] == ["erased input"]
     with pytest.raises(ValueError, match="eval_fn"):
         plots.convergence_curves({"A": a.iloc[:0]})
     with pytest.raises(ValueError, match="lacks"):

@@ -85,7 +85,7 @@ def test_prepared_sheet_has_no_outside_lung_giveaway(tmp_path):
 
     On the real slices the count of exactly-constant pixels tells real crops from a stand-in generator's
     reconstructions; after keep_outside_lung it is the same for every real crop and its reconstruction (AUC
-    exactly 0.5 over all pairs), and the sheet draws real and synthetic cases from disjoint nodules.
+    exactly 0.5 over all pairs), and a sheet matched by nodule leaves the count at chance (mean AUC over draws).
     """
     data_dir = real_data_dir(LIDC_FOLDER)
     slices = lidc.load_slices(data_dir)
@@ -101,10 +101,15 @@ def test_prepared_sheet_has_no_outside_lung_giveaway(tmp_path):
     counts = [(a == const).sum(axis=(1, 2, 3)) for a in (seqs.x, prepared)]
     assert np.array_equal(counts[0], counts[1]) and constant_pixel_auc(seqs.x, prepared, const) == 0.5
     nodules = seqs.meta["nodule_id"].to_numpy()
-    paths = write_turing_sheet(seqs.x, prepared, tmp_path, n_cases=20, seed=0, groups=nodules)
-    key = pd.read_csv(paths["key"])
-    sides = [set(nodules[key.source_index[key.truth == t]]) for t in ("real", "synthetic")]
-    assert not sides[0] & sides[1]  # no nodule is shown both as itself and as its copy
+    aucs = []
+    for seed in range(10):  # the sheet draws 10 real and 10 synthetic cases, matched by nodule
+        paths = write_turing_sheet(seqs.x, prepared, tmp_path / str(seed), n_cases=20, seed=seed, groups=nodules)
+        key = pd.read_csv(paths["key"])
+        rows = {t: key.source_index[key.truth == t].to_numpy() for t in ("real", "synthetic")}
+        assert sorted(nodules[rows["real"]]) == sorted(nodules[rows["synthetic"]])  # the same nodules on both sides
+        assert not set(rows["real"]) & set(rows["synthetic"])  # never a crop beside its own copy
+        aucs.append(constant_pixel_auc(seqs.x[rows["real"]], prepared[rows["synthetic"]], const))
+    assert abs(np.mean(aucs) - 0.5) < 0.1, aucs  # the count cannot tell the sheet's halves apart
     with pytest.raises(ValueError, match="paired"):
         write_turing_sheet(seqs.x, prepared[:-1], tmp_path, n_cases=4, groups=nodules)
     with pytest.raises(ValueError, match="one shape"):

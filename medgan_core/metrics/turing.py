@@ -190,20 +190,26 @@ def _png_uri(img: np.ndarray, scale: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _split_groups(groups: np.ndarray, n_real: int, n_fake: int, half: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the real and of the synthetic side: whole groups, shuffled, each to the side with fewer rows."""
+def _matched_pairs(groups: np.ndarray, n_real: int, n_fake: int, half: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``half`` real rows and as many synthetic rows, each pair from one group but never the same row."""
     groups = np.asarray(groups)
     if not len(groups) == n_real == n_fake:
         raise ValueError(f"groups needs one entry per row of real and fake, which must be paired (one length); got "
                          f"{len(groups)}, {n_real} and {n_fake}.")
-    sides: tuple[list[int], list[int]] = ([], [])
-    for g in rng.permutation(np.unique(groups)):
-        sides[int(len(sides[1]) < len(sides[0]))].extend(np.flatnonzero(groups == g).tolist())
-    if min(len(sides[0]), len(sides[1])) < half:
-        raise ValueError(f"{len(np.unique(groups))} nodules split into {len(sides[0])} and {len(sides[1])} rows cannot "
-                         f"give {half} real and {half} synthetic cases from disjoint nodules; lower n_cases.")
-    return np.array(sides[0]), np.array(sides[1])
+    used, real, fake = np.zeros(len(groups), bool), [], []
+    for r in rng.permutation(len(groups)):
+        partners = np.flatnonzero((groups == groups[r]) & ~used)
+        partners = partners[partners != r]
+        if used[r] or not len(partners):
+            continue
+        s = int(rng.choice(partners))
+        used[[r, s]] = True
+        real.append(int(r)), fake.append(s)
+        if len(real) == half:
+            return np.array(real), np.array(fake)
+    raise ValueError(f"only {len(real)} pairs of distinct rows of one nodule exist, fewer than the {half} real and "
+                     f"{half} synthetic cases asked for; lower n_cases.")
 
 
 def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.PathLike, n_cases: int = 20,
@@ -226,9 +232,11 @@ def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.Pat
         scale: each pixel is drawn as a ``scale`` x ``scale`` block.
         prefix: file name prefix.
         groups: `(N,)` with paired sets (row ``i`` of ``real`` and of ``fake`` made from one case, e.g.
-            a crop and its reconstruction): the nodule of each row. Real and synthetic cases are then
-            drawn from disjoint nodules (a seeded split of the nodules into two halves of about equal
-            rows), so the sheet never shows a nodule both as itself and as its synthetic copy.
+            a crop and its reconstruction): the nodule of each row. Cases are then **matched by
+            nodule**: each real case drawn has a synthetic partner made from another row (another
+            crop) of the same nodule, so both halves hold the same nodules equally often (what a
+            nodule looks like, or where it lies against the lung border, cannot tell the halves
+            apart), and no crop is shown both as itself and as its synthetic copy.
 
     Returns:
         ``{"sheet", "key", "blank"}`` paths.
@@ -241,10 +249,11 @@ def write_turing_sheet(real: np.ndarray, fake: np.ndarray, out_dir: str | os.Pat
         raise ValueError(f"n_cases must be even, >= 2 and at most 2 x min(len(real), len(fake)) = "
                          f"{2 * min(len(real), len(fake))}; got {n_cases}.")
     rng = np.random.default_rng(seed)
-    pools = (np.arange(len(real)), np.arange(len(fake))) if groups is None else _split_groups(groups, len(real),
-                                                                                              len(fake), half, rng)
-    picks = [("real", int(i)) for i in rng.choice(pools[0], half, replace=False)]
-    picks += [("synthetic", int(i)) for i in rng.choice(pools[1], half, replace=False)]
+    if groups is None:
+        pools = rng.choice(len(real), half, replace=False), rng.choice(len(fake), half, replace=False)
+    else:
+        pools = _matched_pairs(groups, len(real), len(fake), half, rng)
+    picks = [("real", int(i)) for i in pools[0]] + [("synthetic", int(i)) for i in pools[1]]
     order = rng.permutation(len(picks))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
