@@ -217,10 +217,13 @@ def test_sqaggan_cost_table_labels_measured_and_estimated_rows():
     paper = sqaggan_writeup.WRITEUP_COST_SOURCE
     assert table.loc[paper, "training memory (MB)"] == "32,155" and "reported by the paper" in table.loc[paper, "how"]
     assert table.loc["ours, cpu profile", "parameters"] == "12,345" and table.loc["ours, cpu profile", "training memory (MB)"] == "88.4"
-    assert table.loc["ours, cpu profile", "how"].startswith("measured in this run")
-    assert "3.2 x the measured value" in table.loc["ours, cpu profile, estimated", "how"]
-    assert table.loc["ours, width 64, fp32", "training memory (MB)"] == "about 8,000"  # 1 significant figure
-    assert table.loc["ours, width 64, fp32", "how"].startswith("estimated")
+    assert table.loc["ours, cpu profile", "how"].startswith("in this run: process peak")
+    assert "3.21 x the row above" in table.loc["ours, cpu profile, estimated", "how"]
+    assert table.loc["ours, width 64, fp32, estimated", "training memory (MB)"] == "about 8,000"  # 1 significant figure
+    assert table.loc["ours, width 64, fp32, estimated", "how"].startswith("estimated")
+    assert "not checked against a measurement" in table.loc["ours, width 64, fp32, estimated", "how"]  # GPU: width 84 only
+    checked = sqaggan_writeup.cost_table(cpu, {"training_memory_mb": 284.0}, EST, GPU, setting | {"gpu_width": 84})
+    assert "on the GPU the estimator gave 0.99 x the measured peak" in checked.loc["ours, width 84, fp32, estimated", "how"]
     gpu = table.loc["ours, width 84, fp32"]
     assert gpu["training memory (MB)"] == "11,400" and gpu["parameters"] == "62,625,029"
     assert "measured on NVIDIA H200" in gpu["how"] and "abc1234" in gpu["how"] and "0.99 x this" in gpu["how"]
