@@ -439,3 +439,16 @@ def test_format_ci_and_interval_note_give_the_reason():
 def test_interval_contains():
     assert interval_contains(0.5, 0.4, 0.6) and interval_contains(0.4, 0.4, 0.4)
     assert not interval_contains(0.3, 0.4, 0.6) and not interval_contains(0.5, np.nan, 0.6)
+
+
+def test_cluster_bootstrap_draws_are_the_resample_ci_draws_and_check_groups_names_the_argument():
+    from medgan_core.metrics.stats import check_groups, cluster_bootstrap_draws, cluster_bootstrap_resample_ci
+    groups = np.repeat(["a", "b", "c", "d"], [3, 1, 2, 4])
+    seen = []
+    cluster_bootstrap_resample_ci(groups, lambda idx: seen.append(np.asarray(idx)) or 0.0, n_boot=20, seed=3)
+    draws = cluster_bootstrap_draws(groups, n_boot=20, seed=3)
+    assert len(draws) == 20 and all(np.array_equal(a, b) for a, b in zip(seen[1:], draws))  # seen[0]: the estimate
+    assert all(len(set(groups[idx])) <= 4 and len(idx) >= 4 for idx in draws)
+    assert cluster_bootstrap_draws(["a", "a", "b"], n_boot=5) == []  # 2 groups: no interval
+    with pytest.raises(ValueError, match="groups_x has 2 labels but images has 3 rows; pass one patient id per row"):
+        check_groups(["p", "q"], 3, "groups_x", "images")

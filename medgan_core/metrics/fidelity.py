@@ -46,7 +46,7 @@ generated crop is made from one held-out input, so it carries that input's patie
    training features, each model row its generated features vs the same training features (which
    stay fixed throughout; no subsampling, no ``n_eval`` cut).
 2. Each bootstrap draw resamples the held-out patients with replacement (the draws of
-   :func:`medgan_core.metrics.stats.cluster_bootstrap_resample_ci`, with its minimum of 3 groups)
+   :func:`medgan_core.metrics.stats.cluster_bootstrap_draws`, with its minimum of 3 groups)
    and keeps, in the reference set *and* in every model's set, the rows of the drawn patients (a
    patient drawn twice contributes its rows twice). One draw serves every row, so the rows of the
    table are compared on the same patients.
@@ -76,7 +76,7 @@ from medgan_core.metrics.diversity import ms_ssim_diversity
 from medgan_core.metrics.fid import _fid_eig, check_features, fid_ci, fid_from_features
 from medgan_core.metrics.kid import kid_from_features
 from medgan_core.metrics.prdc import prdc
-from medgan_core.metrics.stats import cluster_bootstrap_resample_ci, shifted_percentile_interval
+from medgan_core.metrics.stats import check_groups, cluster_bootstrap_draws, shifted_percentile_interval
 from medgan_core.models.registry import sample_like
 
 __all__ = ["REFERENCE", "COLUMNS", "STUDY_COLUMNS", "GROUPED_METRICS", "GROUPED_COLUMNS", "DRAW_KID_SUBSETS",
@@ -219,14 +219,6 @@ def fidelity_study(features: Callable[[np.ndarray], np.ndarray], train: Split, h
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
 
 
-def _groups_of(groups: Any, n_rows: int, name: str, rows_name: str) -> np.ndarray:
-    """``groups`` as a flat array with one label per row of ``rows_name``, or a ValueError naming ``name``."""
-    g = np.asarray(groups).reshape(-1)
-    if len(g) != n_rows:
-        raise ValueError(f"{name} has {len(g)} labels but {rows_name} has {n_rows} rows; pass one patient id per row.")
-    return g
-
-
 def _draw_metrics(f_tr: np.ndarray, f_ev: np.ndarray, seed: int, k: int, kid_subset_size: int) -> np.ndarray:
     """``GROUPED_METRICS`` of one resampled evaluated set against the fixed training set, `(6,)` (NaN if <= k rows)."""
     if len(f_ev) <= k:
@@ -284,7 +276,7 @@ def grouped_fidelity(feats_train: np.ndarray, feats_heldout: np.ndarray, feats_f
     if f_he.shape[1] != f_tr.shape[1]:
         raise ValueError(f"feats_heldout has {f_he.shape[1]} feature columns but feats_train has {f_tr.shape[1]}; "
                          "use the same encoder for every set.")
-    g_he = _groups_of(groups_heldout, len(f_he), "groups_heldout", "feats_heldout")
+    g_he = check_groups(groups_heldout, len(f_he), "groups_heldout", "feats_heldout")
     sets = {REFERENCE: (f_he, g_he)}
     for m, f in feats_fakes.items():
         f = check_features(f, f"feats_fakes[{m!r}]", k + 1)
@@ -300,7 +292,7 @@ def grouped_fidelity(feats_train: np.ndarray, feats_heldout: np.ndarray, feats_f
         elif m not in groups_fakes:
             raise ValueError(f"groups_fakes has no entry for {m!r}; give the patient of each of its rows.")
         else:
-            g = _groups_of(groups_fakes[m], len(f), f"groups_fakes[{m!r}]", f"feats_fakes[{m!r}]")
+            g = check_groups(groups_fakes[m], len(f), f"groups_fakes[{m!r}]", f"feats_fakes[{m!r}]")
             unknown = sorted(set(np.unique(g).tolist()) - set(np.unique(g_he).tolist()))
             if unknown:
                 raise ValueError(f"groups_fakes[{m!r}] holds patients that are not held-out patients: {unknown[:5]}; "
@@ -319,14 +311,7 @@ def _grouped_fidelity(f_tr: np.ndarray, sets: dict[str, tuple[np.ndarray, np.nda
 
     # The patient draws: every set stacked, rows labelled by patient, so one draw picks the same patients in all.
     offsets = np.cumsum([0] + [len(f) for f, _ in sets.values()])
-    draws: list[np.ndarray] = []
-
-    def record(idx: np.ndarray) -> float:
-        draws.append(np.asarray(idx))
-        return 0.0
-
-    cluster_bootstrap_resample_ci(np.concatenate([g for _, g in sets.values()]), record, n_boot=n_boot, seed=seed)
-    draws = draws[1:]  # the first call is the estimate's (every row once); none follow with fewer than 3 patients
+    draws = cluster_bootstrap_draws(np.concatenate([g for _, g in sets.values()]), n_boot=n_boot, seed=seed)
     boots = np.full((len(draws), len(names), len(GROUPED_METRICS)), np.nan)  # `(B, sets, metrics)`
     cache: list[dict[bytes, np.ndarray]] = [{} for _ in names]
     for b, idx in enumerate(draws):

@@ -50,7 +50,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from medgan_core.metrics.diversity import images_to_unit_tensor
 from medgan_core.metrics.fid import check_features
-from medgan_core.metrics.stats import cluster_bootstrap_resample_ci
+from medgan_core.metrics.stats import check_groups, cluster_bootstrap_resample_ci
 
 __all__ = ["MemorisationResult", "nearest_distances", "pixel_vectors", "memorisation_stats"]
 
@@ -102,14 +102,6 @@ def _space_row(d_fake: np.ndarray, d_held: np.ndarray, n_train: int, quantile: f
         "mannwhitney_p": float(mannwhitneyu(d_fake, d_held, alternative="less").pvalue),
         "n_exact_copies": int((d_fake <= 1e-6 * scale).sum()),
     }
-
-
-def _groups_of(groups: np.ndarray, n_rows: int, name: str, rows_name: str) -> np.ndarray:
-    """``groups`` as a flat array with one label per row, or a ValueError naming ``name``."""
-    g = np.asarray(groups).reshape(-1)
-    if len(g) != n_rows:
-        raise ValueError(f"{name} has {len(g)} labels but {rows_name} are {n_rows}; pass one patient id per row.")
-    return g
 
 
 def _ratio(fake: float, held: float) -> float:
@@ -207,8 +199,8 @@ def memorisation_stats(feats_fake: np.ndarray, feats_train: np.ndarray, feats_he
         d_held, _ = nearest_distances(held, train)
         rows[space] = _space_row(d_fake, d_held, len(train), quantile)
         if groups_fake is not None:
-            g_fake = _groups_of(groups_fake, len(fake), "groups_fake", f"the {space} rows of the generated images")
-            g_held = _groups_of(groups_heldout, len(held), "groups_heldout", f"the {space} rows of the held-out images")
+            g_fake = check_groups(groups_fake, len(fake), "groups_fake", f"the {space} rows of the generated images")
+            g_held = check_groups(groups_heldout, len(held), "groups_heldout", f"the {space} rows of the held-out images")
             rows[space] |= _patient_intervals(d_fake, d_held, g_fake, g_held, quantile, n_boot, seed)
         order = np.argsort(d_fake, kind="stable")
         pairs[space] = pd.DataFrame({"fake_index": order, "train_index": idx_fake[order],

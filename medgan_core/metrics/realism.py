@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from medgan_core.metrics.stats import bootstrap_resample_ci, cluster_bootstrap_resample_ci
+from medgan_core.metrics.stats import bootstrap_resample_ci, check_groups, cluster_bootstrap_resample_ci
 from medgan_core.models.classifier import build_classifier, fit_classifier, images_to_tensor, predict_proba
 
 __all__ = ["STUDY_COLUMNS", "MIN_PER_SIDE", "c2st_probabilities", "c2st_auc", "c2st_study"]
@@ -159,12 +159,7 @@ def _weighted_auc(prob: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> n
 
 def _check_groups(groups: Any, n: int, name: str, unit: str) -> np.ndarray | None:
     """``groups`` as a flat array of ``n`` labels (``None`` stays ``None``), or a clear error."""
-    if groups is None:
-        return None
-    g = np.asarray(groups).reshape(-1)
-    if len(g) != n:
-        raise ValueError(f"groups has {len(g)} labels but {name} has {n} images; pass one group per {unit}.")
-    return g
+    return None if groups is None else check_groups(groups, n, "groups", name, f"group per {unit}")
 
 
 def _auc_ci(prob: np.ndarray, truth: np.ndarray, groups: np.ndarray | None, n_boot: int,

@@ -49,7 +49,8 @@ import numpy as np
 from scipy import stats as sps
 
 __all__ = ["MIN_VALUES", "ALPHA", "EstimateOutsideIntervalWarning", "t_interval", "bootstrap_ci",
-           "cluster_bootstrap_ci", "bootstrap_resample_ci", "cluster_bootstrap_resample_ci",
+           "cluster_bootstrap_ci", "bootstrap_resample_ci", "cluster_bootstrap_resample_ci", "cluster_bootstrap_draws",
+           "check_groups",
            "seed_and_test_interval", "basic_bootstrap_interval", "shifted_percentile_interval",
            "percentile_interval", "include_estimate", "paired_test", "wilcoxon_min_pvalue", "format_ci",
            "interval_note", "interval_contains"]
@@ -316,6 +317,47 @@ def _draw_groups(pools: list[np.ndarray], n_boot: int, rng: np.random.Generator)
     return np.concatenate([pool[rng.integers(0, len(pool), size=(n_boot, len(pool)))] for pool in pools], axis=1)
 
 
+def check_groups(groups: Any, n_rows: int, name: str, rows_name: str, unit: str = "patient id per row") -> np.ndarray:
+    """``groups`` as a flat array with one label per row of ``rows_name``, or a ValueError naming ``name``.
+
+    Args:
+        groups: the group (patient, smear) of each row.
+        n_rows: how many rows there are.
+        name: the argument's name, quoted in the error.
+        rows_name: what the rows are, quoted in the error.
+        unit: what to pass instead, quoted in the error.
+    """
+    g = np.asarray(groups).reshape(-1)
+    if len(g) != n_rows:
+        raise ValueError(f"{name} has {len(g)} labels but {rows_name} has {n_rows} rows; pass one {unit}.")
+    return g
+
+
+def cluster_bootstrap_draws(groups: Any, n_boot: int = 1000, seed: int = 0, strata: Any = None) -> list[np.ndarray]:
+    """The row indices of each resample of :func:`cluster_bootstrap_resample_ci` (same seed, same draws).
+
+    For statistics that need every draw at once (several sets resampled on the same patients, a
+    cache of repeated draws). Empty with fewer than :data:`MIN_VALUES` groups in a stratum: then
+    no interval is given.
+
+    Args:
+        groups: `(n,)` the group of each row.
+        n_boot: resamples, >= 2.
+        seed: seed of the resampling.
+        strata: `(n,)` optional stratum of each row.
+
+    Returns:
+        ``n_boot`` arrays of row indices (a group drawn twice contributes its rows twice), or ``[]``.
+    """
+    _check_n_boot(n_boot)
+    if len(np.asarray(groups).reshape(-1)) == 0:
+        raise ValueError("groups is empty: pass one group label per row.")
+    rows, pools = _group_rows(groups, strata)
+    if min(len(pool) for pool in pools) < MIN_VALUES:
+        return []
+    return [np.concatenate([rows[j] for j in row]) for row in _draw_groups(pools, n_boot, np.random.default_rng(seed))]
+
+
 def cluster_bootstrap_resample_ci(groups: Any, stat_of_indices: Callable[[np.ndarray], float], n_boot: int = 1000,
                                   seed: int = 0, level: float = 0.95,
                                   strata: Any = None) -> tuple[float, float, float]:
@@ -344,17 +386,12 @@ def cluster_bootstrap_resample_ci(groups: Any, stat_of_indices: Callable[[np.nda
         ``(estimate, low, high)``: the statistic of all rows and the percentile interval (NaN with
         fewer than :data:`MIN_VALUES` groups in a stratum; widened to the estimate if it missed it).
     """
-    _check_n_boot(n_boot)
     _tails(level)
-    n = len(np.asarray(groups).reshape(-1))
-    if n == 0:
-        raise ValueError("groups is empty: pass one group label per row.")
-    rows, pools = _group_rows(groups, strata)
-    estimate = float(stat_of_indices(np.arange(n)))
-    if min(len(pool) for pool in pools) < MIN_VALUES:
+    draws = cluster_bootstrap_draws(groups, n_boot, seed, strata)
+    estimate = float(stat_of_indices(np.arange(len(np.asarray(groups).reshape(-1)))))
+    if not draws:
         return estimate, NAN, NAN
-    draws = _draw_groups(pools, n_boot, np.random.default_rng(seed))
-    boots = np.array([stat_of_indices(np.concatenate([rows[j] for j in row])) for row in draws], dtype=np.float64)
+    boots = np.array([stat_of_indices(idx) for idx in draws], dtype=np.float64)
     low, high = include_estimate(estimate, *percentile_interval(boots, level), "cluster_bootstrap_resample_ci")
     return estimate, low, high
 
