@@ -26,7 +26,7 @@ __all__ = [
     "to_display", "image_grid", "class_grid", "snapshot_grid", "loss_curves", "fidelity_bars", "arm_bars",
     "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
     "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
-    "convergence_curves",
+    "convergence_curves", "metrics_over_training",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -271,6 +271,47 @@ def convergence_curves(evals: Mapping[str, pd.DataFrame], best_steps: Mapping[st
             ax.set_yscale("log")
     axes[0].set_ylabel(ylabel + (" (log)" if logy and floor else "") + ", lower is better")
     axes[1].legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def metrics_over_training(evals: Mapping[str, pd.DataFrame], metrics: Mapping[str, str],
+                          reference: Mapping[str, float] | None = None, best_steps: Mapping[str, int] | None = None,
+                          title: str | None = None, x: str = "step", xlabel: str = "generator step") -> Figure:
+    """One panel per metric: its value at every validation against the generator step, one line per model.
+
+    Args:
+        evals: ``{label: frame}`` with a ``step`` column and the metric columns (``GanRun.evals``
+            of a run validated by :class:`~medgan_core.metrics.monitor.TrainingMonitor`).
+        metrics: ``{column: panel title}``; the title should say which direction is better.
+        reference: ``{column: value}`` of held-out real images scored the same way (grey dashed line).
+        best_steps: ``{label: step}`` of the kept generator (a ring).
+        title: the figure's title.
+        x: the column on the horizontal axis (e.g. ``images_seen``).
+        xlabel: its label.
+
+    Returns:
+        The figure.
+    """
+    drawn = {k: v for k, v in evals.items() if len(v)}
+    if not drawn or not metrics:
+        raise ValueError("metrics_over_training: give at least one non-empty frame and one metric.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.2), squeeze=False)
+    palette = dict(zip(drawn, sns.color_palette(n_colors=len(drawn))))
+    for ax, (column, label) in zip(axes[0], metrics.items()):
+        for name, frame in drawn.items():
+            if column not in frame:
+                continue
+            ax.plot(frame[x], frame[column], marker=".", color=palette[name], label=name)
+            hit = frame[frame["step"] == (best_steps or {}).get(name)]
+            ax.plot(hit[x], hit[column], "o", color=palette[name], markersize=9, markerfacecolor="none")
+        if reference is not None and column in reference and np.isfinite(reference[column]):
+            ax.axhline(reference[column], color="grey", linestyle="--", linewidth=1, label="held-out real images")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(xlabel)
+    axes[0][-1].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

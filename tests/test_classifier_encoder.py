@@ -149,6 +149,84 @@ def test_fit_classifier_checks_inputs():
         fit_classifier(net, torch.zeros(3, 1, 16, 16), torch.zeros(3, dtype=torch.long), x_val=torch.zeros(1, 1, 16, 16))
 
 
+def plateau_data(n_val: int = 8) -> tuple[torch.Tensor, ...]:
+    """A learnable training set and a validation set no net can improve on: every validation image is the
+    same, half labelled 0 and half 1, so its balanced accuracy is 0.5 at every epoch."""
+    x, y = toy_images(16, 16, 1)
+    t = images_to_tensor(x, 16)
+    tv = t[:1].repeat(n_val, 1, 1, 1)
+    yv = torch.arange(n_val) % 2
+    return t, torch.as_tensor(y), tv, yv
+
+
+@pytest.mark.parametrize("reduce_lr_patience,factor,expected", [
+    # Keras' counting: epoch 1 sets the best; after `patience` epochs without a rise the next epoch runs slower.
+    (2, 0.5, [1e-2, 1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3]),
+    (1, 0.1, [1e-2, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7]),
+    (3, 0.5, [1e-2, 1e-2, 1e-2, 1e-2, 5e-3, 5e-3, 5e-3]),
+])
+def test_learning_rate_drops_after_reduce_lr_patience_epochs_without_improvement(reduce_lr_patience, factor, expected):
+    t, y, tv, yv = plateau_data()
+    torch.manual_seed(0)
+    net = SmallCNN(1, 2, width=4, image_size=16)
+    fit = fit_classifier(net, t, y, tv, yv, num_epochs=7, lr=1e-2, batch_size=16, seed=0,
+                         reduce_lr_patience=reduce_lr_patience, reduce_lr_factor=factor)
+    hist = fit.history
+    assert (hist.val_balanced_accuracy == 0.5).all()  # the plateau the scheduler watches
+    assert hist.lr.tolist() == pytest.approx(expected, rel=1e-9)
+    assert fit.epochs_run == 7 and fit.best_epoch == 1  # no early stopping: patience=None
+
+
+def test_without_reduce_lr_the_learning_rate_and_the_run_are_unchanged():
+    t, y, tv, yv = plateau_data()
+    runs = []
+    for kw in ({}, {"reduce_lr_patience": 50}):  # a patience never reached must not change a single step
+        torch.manual_seed(0)
+        net = SmallCNN(1, 2, width=4, image_size=16)
+        runs.append((fit_classifier(net, t, y, tv, yv, num_epochs=4, lr=1e-2, batch_size=16, seed=0, **kw), net))
+    (a, net_a), (b, net_b) = runs
+    assert a.history.lr.tolist() == [1e-2] * 4 and list(a.history.columns) == [
+        "epoch", "train_loss", "val_loss", "val_balanced_accuracy", "lr"]
+    assert a.history.equals(b.history)
+    assert all(torch.equal(p, q) for p, q in zip(net_a.state_dict().values(), net_b.state_dict().values()))
+
+
+def test_the_lowered_learning_rate_slows_the_steps():
+    """The optimizer really steps at the lowered rate: Adam's steps shrink with it (~100x for factor 0.01)."""
+    t, y, tv, yv = plateau_data()
+    step_sizes = {}
+    for patience in (None, 1):
+        torch.manual_seed(0)
+        net = SmallCNN(1, 2, width=4, image_size=16)
+        weights = []
+
+        def spy(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+            """Record the weights before every step (the augmentation hook runs once per batch)."""
+            weights.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+            return x
+
+        fit_classifier(net, t, y, tv, yv, num_epochs=3, lr=1e-2, batch_size=16, seed=0, augment=spy,
+                       reduce_lr_patience=patience, reduce_lr_factor=0.01)
+        assert len(weights) == 6  # 32 images, 2 steps per epoch
+        step_sizes[patience] = [float((b - a).abs().max()) for a, b in zip(weights, weights[1:])]
+    # Epochs 1 and 2 (steps 1-4) are identical; the step from epoch 3's first batch is 100x smaller with the drop.
+    assert step_sizes[1][:4] == step_sizes[None][:4]
+    assert step_sizes[1][4] < 0.05 * step_sizes[None][4]
+
+
+def test_reduce_lr_arguments_are_checked():
+    t, y, tv, yv = plateau_data()
+    net = SmallCNN(1, 2, width=4)
+    with pytest.raises(ValueError, match="reduce_lr_patience must be an int >= 1"):
+        fit_classifier(net, t, y, tv, yv, reduce_lr_patience=0)
+    with pytest.raises(ValueError, match="reduce_lr_patience must be an int >= 1"):
+        fit_classifier(net, t, y, tv, yv, reduce_lr_patience=2.5)
+    with pytest.raises(ValueError, match="reduce_lr_factor must be a number in \\(0, 1\\)"):
+        fit_classifier(net, t, y, tv, yv, reduce_lr_patience=2, reduce_lr_factor=1.0)
+    with pytest.raises(ValueError, match="reduce_lr_patience needs a validation set"):
+        fit_classifier(net, t, y, reduce_lr_patience=2)
+
+
 # ---------------------------------------------------------------- domain encoder
 
 ENCODER_CASES = [  # (channels, image side, encoder size)

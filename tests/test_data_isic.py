@@ -104,3 +104,32 @@ def test_real_data_counts():
     assert counts.loc["val"].tolist() == [30, 78, 42]
     assert counts.loc["test"].tolist() == [117, 393, 90]
     assert index["image_id"].is_unique and len(index) == 2750
+
+
+def test_load_splits_keeps_the_chosen_classes_in_label_order(tmp_path):
+    write_isic(tmp_path, per_class=(6, 2, 2), size=16)
+    splits, ids = isic.load_splits(8, ("melanoma", "nevus"), tmp_path)
+    index = isic.load_index(tmp_path).set_index("image_id")
+    for split, (x, y) in splits.items():
+        assert x.shape[1:] == (8, 8, 3) and x.dtype == np.uint8 and len(x) == len(y) == len(ids[split])
+        names = index.loc[ids[split], "label"].to_numpy()
+        assert "seborrheic_keratosis" not in names
+        assert (np.array(["melanoma", "nevus"])[y] == names).all()  # melanoma is label 0, nevus 1
+    y_nevus_first = isic.load_splits(8, ("nevus", "melanoma"), tmp_path)[0]["train"][1]
+    assert (y_nevus_first == 1 - splits["train"][1]).all()
+
+
+def test_load_splits_subsample_keeps_every_class_and_errors(tmp_path):
+    write_isic(tmp_path, per_class=(10, 2, 2), size=16)
+    splits, _ = isic.load_splits(8, data_dir=tmp_path, max_per_split=6, seed=1)
+    assert len(splits["train"][1]) <= 7 and set(splits["train"][1]) == {0, 1}
+    with pytest.raises(ValueError, match="classes must be distinct names"):
+        isic.load_splits(8, ("melanoma", "basal_cell"), tmp_path)
+
+
+@pytest.mark.skipif(real_data_dir(isic.FOLDER) is None, reason="real ISIC data not present")
+def test_real_melanoma_nevus_splits():
+    splits, ids = isic.load_splits(16, data_dir=real_data_dir(isic.FOLDER))
+    assert {s: np.bincount(y).tolist() for s, (_, y) in splits.items()} == {
+        "train": [374, 1372], "val": [30, 78], "test": [117, 393]}
+    assert len(set(np.concatenate(list(ids.values())))) == 2364  # no image in two splits

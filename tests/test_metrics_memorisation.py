@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medgan_core.metrics.memorisation import memorisation_stats, nearest_distances, pixel_vectors
+from medgan_core.metrics.memorisation import (
+    VERDICTS, memorisation_stats, memorisation_verdict, nearest_distances, pixel_vectors,
+)
 
 
 def make_sets(seed: int = 0):
@@ -73,9 +75,9 @@ def test_feature_only_and_input_errors():
 # --- intervals by patient: the held-out patients are resampled, generated rows with their input's patient ---
 
 PLAIN_COLUMNS = ["n_fake", "n_train", "n_heldout", "median_fake_to_train", "median_heldout_to_train", "threshold",
-                 "frac_fake_below", "frac_heldout_below", "mannwhitney_p", "n_exact_copies"]
-PATIENT_COLUMNS = ["median_ratio", "median_ratio_ci_low", "median_ratio_ci_high", "frac_fake_below_ci_low",
-                   "frac_fake_below_ci_high", "n_patients"]
+                 "frac_fake_below", "frac_heldout_below", "mannwhitney_p", "n_exact_copies", "median_ratio"]
+INTERVAL_COLUMNS = ["median_ratio_ci_low", "median_ratio_ci_high", "frac_fake_below_ci_low", "frac_fake_below_ci_high"]
+PATIENT_COLUMNS = INTERVAL_COLUMNS + ["n_patients"]
 
 
 def patient_sets(seed: int = 0, n_held_patients: int = 4, per_patient: int = 15):
@@ -93,10 +95,12 @@ def patient_sets(seed: int = 0, n_held_patients: int = 4, per_patient: int = 15)
     return train, held, g_held, fresh, copies
 
 
-def test_without_groups_the_summary_is_unchanged():
+def test_without_groups_the_summary_has_the_ratio_but_no_interval():
     train, held, _, fresh, _ = patient_sets()
     res = memorisation_stats(fresh, train, held)
     assert list(res.summary.columns) == PLAIN_COLUMNS
+    row = res.summary.loc["feature"]
+    assert row["median_ratio"] == pytest.approx(row["median_fake_to_train"] / row["median_heldout_to_train"])
 
 
 def test_a_copying_generator_has_a_median_ratio_far_below_one_with_its_interval():
@@ -148,3 +152,125 @@ def test_group_errors_name_the_argument():
         memorisation_stats(fresh, train, held, groups_fake=g_held, groups_heldout=g_held[:-1])
     with pytest.raises(ValueError, match="not held-out patients"):
         memorisation_stats(fresh, train, held, groups_fake=np.full(60, "stranger"), groups_heldout=g_held)
+
+
+# --- intervals by image (independent images, e.g. ISIC) and the verdict ---
+
+IMAGE_COLUMNS = PLAIN_COLUMNS + INTERVAL_COLUMNS + ["n_units"]
+
+
+def planted_copy_sets(seed: int = 0, fake_index: int = 17, train_index: int = 42):
+    """Fresh generated features and 16-px RGB images, except one exact copy of a training image."""
+    feats, _ = make_sets(seed)
+    rng = np.random.default_rng(seed + 1)
+    images = {name: rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+              for name, n in (("train", 200), ("held", 100), ("fresh", 60))}
+    feats["fresh"][fake_index] = feats["train"][train_index]
+    images["fresh"][fake_index] = images["train"][train_index]
+    return feats, images
+
+
+def test_a_planted_copy_among_fresh_images_is_found():
+    feats, images = planted_copy_sets()
+    res = memorisation_stats(feats["fresh"], feats["train"], feats["held"], images["fresh"], images["train"],
+                             images["held"], image_intervals=True, n_boot=200)
+    for space in ("feature", "pixel"):
+        assert res.summary.loc[space, "n_exact_copies"] == 1
+        closest = res.pairs[space].iloc[0]
+        assert (closest["fake_index"], closest["train_index"]) == (17, 42) and closest["distance"] < 1e-6
+        assert res.pairs[space]["distance"].iloc[1] > 0.1 * res.summary.loc[space, "median_heldout_to_train"]
+        out = memorisation_verdict(res.summary, space)
+        assert out["verdict"] == "copies found"
+        assert out["sentence"].startswith(f"Copies found in {space} space: 1 generated image is an exact copy")
+        assert "Exact copies of training images: 1." in out["sentence"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fresh_independent_images_give_no_sign_and_a_ratio_interval_around_one(seed):
+    feats, images = make_sets(seed)
+    res = memorisation_stats(feats["fresh"], feats["train"], feats["held"], images["fresh"], images["train"],
+                             images["held"], image_intervals=True, n_boot=300, seed=seed)
+    assert list(res.summary.columns) == IMAGE_COLUMNS
+    for space in ("feature", "pixel"):
+        row = res.summary.loc[space]
+        assert row["n_units"] == 100 and row["n_exact_copies"] == 0
+        assert row["median_ratio_ci_low"] < 1.0 < row["median_ratio_ci_high"]
+        assert row["median_ratio_ci_low"] <= row["median_ratio"] <= row["median_ratio_ci_high"]
+        assert row["frac_fake_below_ci_low"] <= row["frac_fake_below"] <= row["frac_fake_below_ci_high"]
+        assert row["frac_fake_below_ci_low"] <= 0.05
+        out = memorisation_verdict(res.summary, space)
+        assert out["verdict"] == "no sign of memorisation"
+        assert f"{row['median_ratio']:.3f} (95% CI {row['median_ratio_ci_low']:.3f} to " in out["sentence"]
+        assert "below 1 means that generated images lie closer to the training images" in out["sentence"]
+
+
+def test_image_intervals_resample_the_two_sets_separately():
+    """Intervals by image: reproducible from the seed, narrower with more images, other columns untouched."""
+    feats, _ = make_sets()
+    args = (feats["fresh"], feats["train"], feats["held"])
+    plain = memorisation_stats(*args).summary
+    a = memorisation_stats(*args, image_intervals=True, n_boot=200, seed=3).summary
+    b = memorisation_stats(*args, image_intervals=True, n_boot=200, seed=3).summary
+    assert a.equals(b) and a[PLAIN_COLUMNS].equals(plain)
+    small = memorisation_stats(feats["fresh"][:20], feats["train"], feats["held"][:20], image_intervals=True,
+                               n_boot=200, seed=3).summary.loc["feature"]
+    width = a.loc["feature", "median_ratio_ci_high"] - a.loc["feature", "median_ratio_ci_low"]
+    assert small["median_ratio_ci_high"] - small["median_ratio_ci_low"] > width
+
+
+def test_near_copies_are_closer_than_new_real_images():
+    train, held, g_held, _, copies = patient_sets()  # training rows plus noise of sd 1e-3: no exact copy
+    for kw in ({}, {"image_intervals": True, "n_boot": 200}, {"groups_fake": g_held, "groups_heldout": g_held,
+                                                              "n_boot": 200}):
+        summary = memorisation_stats(copies, train, held, **kw).summary
+        assert summary.loc["feature", "n_exact_copies"] == 0
+        out = memorisation_verdict(summary)
+        assert out["verdict"] == "closer than new real images", kw
+        assert out["sentence"].startswith("Generated images lie closer to the training images than new real images")
+
+
+def test_a_share_of_near_copies_is_caught_by_the_fraction_below():
+    """A third of the generated images are near copies: the median barely moves, the share below does."""
+    feats, _ = make_sets()
+    fake = feats["fresh"].copy()
+    fake[:20] = feats["train"][:20] + 1e-3
+    summary = memorisation_stats(fake, feats["train"], feats["held"], image_intervals=True, n_boot=300).summary
+    row = summary.loc["feature"]
+    assert row["frac_fake_below_ci_low"] > 0.05 and row["n_exact_copies"] == 0
+    assert memorisation_verdict(summary)["verdict"] == "closer than new real images"
+
+
+def test_fresh_images_without_intervals_give_no_sign():
+    feats, _ = make_sets()
+    out = memorisation_verdict(memorisation_stats(feats["fresh"], feats["train"], feats["held"]).summary)
+    assert out["verdict"] == "no sign of memorisation" and "Mann-Whitney p = " in out["sentence"]
+
+
+def test_too_few_images_give_no_verdict():
+    feats, _ = make_sets()
+    summary = memorisation_stats(feats["fresh"][:5], feats["train"], feats["held"][:2], image_intervals=True).summary
+    row = summary.loc["feature"]
+    assert np.isfinite(row["median_ratio"]) and row["n_units"] == 2
+    assert np.isnan(row[INTERVAL_COLUMNS].to_numpy(dtype=float)).all()
+    out = memorisation_verdict(summary)
+    assert out["verdict"] == "no verdict" and "an interval needs at least 3" in out["sentence"]
+    two_patients = patient_sets(n_held_patients=2)
+    train, held, g_held, fresh, _ = two_patients
+    summary = memorisation_stats(fresh, train, held, groups_fake=g_held, groups_heldout=g_held).summary
+    assert memorisation_verdict(summary)["verdict"] == "no verdict"
+    assert set(VERDICTS) == {"copies found", "closer than new real images", "no sign of memorisation", "no verdict"}
+
+
+def test_image_interval_and_verdict_errors_name_the_argument():
+    train, held, g_held, fresh, _ = patient_sets()
+    with pytest.raises(ValueError, match="not both"):
+        memorisation_stats(fresh, train, held, groups_fake=g_held, groups_heldout=g_held, image_intervals=True)
+    with pytest.raises(ValueError, match="n_boot must be at least 2"):
+        memorisation_stats(fresh, train, held, image_intervals=True, n_boot=1)
+    summary = memorisation_stats(fresh, train, held).summary
+    with pytest.raises(ValueError, match="space 'pixel' is not in the summary"):
+        memorisation_verdict(summary, "pixel")
+    with pytest.raises(ValueError, match="summary lacks the columns \\['median_ratio'\\]"):
+        memorisation_verdict(summary.drop(columns="median_ratio"))
+    with pytest.raises(ValueError, match="quantile must lie in"):
+        memorisation_verdict(summary, quantile=5)

@@ -266,3 +266,20 @@ def test_nodule_panels():
     assert fig.axes[2].get_ylabel() == "density"
     with pytest.raises(ValueError, match=r"lacks columns \['mask_area_px'\]"):
         plots.nodule_panels(meta.drop(columns="mask_area_px"), {"nodule": np.zeros(3)})
+
+
+def test_metrics_over_training_one_panel_per_metric_with_reference_and_kept_step():
+    a = pd.DataFrame({"step": [100, 200, 300], "recall": [0.1, 0.4, 0.3], "ms_ssim": [0.5, 0.4, 0.45]})
+    b = pd.DataFrame({"step": [50, 100], "recall": [0.2, 0.3]})  # no ms_ssim column: left out of that panel
+    fig = plots.metrics_over_training({"A": a, "B": b}, {"recall": "recall (higher is better)", "ms_ssim": "MS-SSIM"},
+                                      reference={"recall": 0.8}, best_steps={"A": 200})
+    recall_ax, ms_ax = fig.axes
+    assert recall_ax.get_title() == "recall (higher is better)" and recall_ax.get_xlabel() == "generator step"
+    assert [list(ln.get_xdata()) for ln in recall_ax.get_lines() if ln.get_marker() == "."] == [[100, 200, 300], [50, 100]]
+    assert [ln.get_ydata()[0] for ln in recall_ax.get_lines() if ln.get_linestyle() == "--"] == [0.8]
+    assert [list(ln.get_ydata()) for ln in recall_ax.get_lines() if ln.get_marker() == "o" and len(ln.get_xdata())] == [[0.4]]
+    assert len([ln for ln in ms_ax.get_lines() if ln.get_marker() == "."]) == 1
+    seen = plots.metrics_over_training({"A": a.assign(images=a.step * 16)}, {"recall": "r"}, x="images", xlabel="images seen")
+    assert seen.axes[0].get_xlabel() == "images seen" and list(seen.axes[0].get_lines()[0].get_xdata()) == [1600, 3200, 4800]
+    with pytest.raises(ValueError, match="at least one"):
+        plots.metrics_over_training({"A": a.iloc[:0]}, {"recall": "r"})

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is
 TINY = dict(image_size=16, nz=8, width_G=4, width_D=4)  # image size 16, widths 4
 
 
-def image_data(k: int = 3) -> ImageBatches:
+def image_data(k: int = 3, size: int = 16) -> ImageBatches:
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(4 * k, 3, 16, 16, generator=g) * 2 - 1
+    x = torch.rand(4 * k, 3, size, size, generator=g) * 2 - 1
     return ImageBatches(x, torch.arange(4 * k) % k, batch_size=4, seed=0)
 
 
@@ -42,6 +42,8 @@ def build_tiny(name: str, seed: int = 0, **kw):
     """Every registry name at the tiny size, with what it needs (BAGAN: a tiny autoencoder and latent)."""
     if name.startswith("sqaggan"):
         return build_gan(name, num_features=2, width_G=2, width_D=2, seed=seed, **kw), nodule_data()
+    if name == "biggan":  # at least 32 px; nz divisible by the 4 latent chunks
+        return build_gan(name, num_classes=3, **{**TINY, "image_size": 32}, seed=seed, n_critic=2, **kw), image_data(size=32)
     data = image_data()
     if name in ("bagan", "bagan_gp"):
         ae = build_gan("bagan_autoencoder", **TINY, seed=seed)
@@ -52,7 +54,8 @@ def build_tiny(name: str, seed: int = 0, **kw):
 
 
 def test_names_and_families():
-    assert GAN_NAMES == ("dcgan", "cwgan_gp", "bagan", "bagan_gp", "bagan_autoencoder", "sqaggan", "sqaggan_no_lstm")
+    assert GAN_NAMES == ("dcgan", "cwgan_gp", "bagan", "bagan_gp", "bagan_autoencoder", "sqaggan", "sqaggan_no_lstm",
+                         "simple_gan", "biggan")
     assert FAMILIES["dcgan"] is dcgan and FAMILIES["cwgan_gp"] is cgan and FAMILIES["bagan_gp"] is bagan
     assert FAMILIES["sqaggan_no_lstm"] is sqaggan
     for name, family in FAMILIES.items():

@@ -121,7 +121,8 @@ def test_all_arms_binary_with_two_generators(task):
     gan = [f"{arm}[{g}]" for arm in ALL_ARMS[4:] for g in "ab"]
     assert list(dict.fromkeys(res.table.arm)) == base + gan
     assert len(res.table) == 2 * len(base + gan)
-    metrics = {"balanced_accuracy", "macro_auc", "minority_recall", "sens_at_spec90", "f1[normal]", "f1[lesion]"}
+    metrics = {"balanced_accuracy", "macro_auc", "minority_recall", "sens_at_spec90", "sens_at_spec80", "f1[normal]",
+               "f1[lesion]"}
     assert metrics <= set(res.table)
     assert res.minority_class == 1
     # Synthetic images drawn once per generator, seed and class, then reused by the three GAN arms.
@@ -214,8 +215,43 @@ def test_classification_metrics_by_hand():
     assert m["sens_at_spec90"] == pytest.approx(1 / 2)
     assert m["f1[neg]"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))  # tp 3, fp 1, fn 1
     assert m["f1[pos]"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+    assert m["sens_at_spec80"] == pytest.approx(1 / 2)  # 1 false positive of 4 is 75% specificity: still none
     three = classification_metrics(np.array([0, 1, 2]), np.eye(3), ["a", "b", "c"], minority_class=2)
     assert three["balanced_accuracy"] == 1.0 and three["macro_auc"] == 1.0 and "sens_at_spec90" not in three
+    assert "sens_at_spec80" not in three
+
+
+@pytest.mark.parametrize("positive_class", [0, 1])
+def test_sens_at_spec80_and_90_by_hand(positive_class):
+    """10 negatives, 4 positives: 90% specificity allows 1 false positive, 80% allows 2."""
+    neg = [0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.85, 0.95]
+    pos = [0.90, 0.82, 0.75, 0.30]  # P(positive)
+    # Thresholds by hand: >= 0.90 keeps 1 positive and 1 negative (0.95): sensitivity 1/4 at specificity 0.9;
+    # >= 0.82 keeps 2 positives and 2 negatives (0.95, 0.85): 2/4 at specificity 0.8; >= 0.80 adds a third
+    # negative (0.7 specificity); >= 0.75 would catch a third positive but has 3 negatives above it.
+    score = np.array(neg + pos)
+    is_pos = np.r_[np.zeros(10, bool), np.ones(4, bool)]
+    y = np.where(is_pos, positive_class, 1 - positive_class)
+    proba = np.zeros((14, 2))
+    proba[:, positive_class], proba[:, 1 - positive_class] = score, 1 - score
+    names = ["melanoma", "nevus"]
+    m = classification_metrics(y, proba, names, minority_class=positive_class, positive_class=positive_class)
+    fns = metric_functions(names, minority_class=positive_class, positive_class=positive_class)
+    assert m["sens_at_spec90"] == pytest.approx(1 / 4) and m["sens_at_spec80"] == pytest.approx(2 / 4)
+    assert fns["sens_at_spec90"](y, proba) == pytest.approx(1 / 4)
+    assert fns["sens_at_spec80"](y, proba) == pytest.approx(2 / 4)
+
+
+def test_sens_at_spec_keeps_thresholds_on_a_straight_roc_segment():
+    """Each tied score holds one positive and one negative: the ROC is a straight line through (0.2, 0.2),
+    a point sklearn's default drop_intermediate would drop (and report 0.1)."""
+    y = np.tile([1, 0], 10)
+    score = np.repeat(np.arange(10, 0, -1), 2) / 10
+    proba = np.stack([1 - score, score], 1)
+    m = classification_metrics(y, proba, ["neg", "pos"], minority_class=1)
+    fns = metric_functions(["neg", "pos"], minority_class=1)
+    assert m["sens_at_spec80"] == pytest.approx(0.2) == fns["sens_at_spec80"](y, proba)
+    assert m["sens_at_spec90"] == pytest.approx(0.1) == fns["sens_at_spec90"](y, proba)
 
 
 def test_paired_comparison_and_verdict_by_hand():
@@ -535,3 +571,49 @@ def test_utility_study_rejects_test_groups_of_the_wrong_length(task):
     with pytest.raises(ValueError, match="test_groups has 3 labels"):
         run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=["real"], seeds=[0],
                           test_groups=[0, 1, 2], progress=False)
+
+
+# ---------------------------------------------------------------- binary tasks, learning-rate reduction
+
+def binary_split(split: tuple[np.ndarray, np.ndarray], n_positive: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Classes 0 (plain noise, the rare positive class like melanoma) and 1 of a stripes split, as RGB."""
+    x, y = split
+    keep = y < 2
+    if n_positive is not None:
+        keep &= (y == 1) | (np.cumsum(y == 0) <= n_positive)
+    return x[keep][..., None].repeat(3, -1), y[keep]
+
+
+def test_binary_study_reports_sens_at_spec80_and_every_run_reduces_the_lr(task, monkeypatch):
+    import medgan_core.metrics.utility as utility
+
+    calls = []
+
+    def recording_fit(*args, **kw):
+        calls.append((kw.get("reduce_lr_patience"), kw.get("reduce_lr_factor")))
+        return utility_fit(*args, **kw)
+
+    utility_fit = utility.fit_classifier
+    monkeypatch.setattr(utility, "fit_classifier", recording_fit)
+    grid = [ClassifierSettings(width=4, lr=3e-3, epochs=3, patience=None),
+            ClassifierSettings(width=8, lr=3e-3, epochs=3, patience=None)]
+    res = run_utility_study(lambda width=4: SmallCNN(3, 2, width=width, image_size=16),
+                            binary_split(task["train"], 30), binary_split(task["val"]), binary_split(task["test"]),
+                            arms=("real", "real+oversample"), seeds=(0, 1), grid=grid, size=16, positive_class=0,
+                            class_names=["melanoma", "nevus"], reduce_lr_patience=1, reduce_lr_factor=0.2,
+                            interval_boot=50, progress=False)
+    assert calls == [(1, 0.2)] * (2 + 2 * 2)  # the two grid points, then every arm and seed
+    assert res.metrics[3:5] == ["sens_at_spec90", "sens_at_spec80"]
+    assert "sens_at_spec80" in set(res.summary.metric) and res.table.sens_at_spec80.notna().all()
+    fns = metric_functions(res.class_names, res.minority_class, positive_class=0)
+    for arm, proba in res.test_proba.items():  # the table's values are melanoma's sensitivity at 80% specificity
+        want = [fns["sens_at_spec80"](res.y_test, p) for p in proba]
+        assert res.table[res.table.arm == arm].sens_at_spec80.to_numpy() == pytest.approx(want, abs=1e-6)
+    assert (res.table.sens_at_spec80 >= res.table.sens_at_spec90).all()  # a looser specificity never lowers it
+    assert any("ReduceLROnPlateau" in note for note in res.notes)
+    with pytest.raises(ValueError, match="reduce_lr_patience must be an int >= 1"):
+        run_utility_study(tiny_cnn, task["train"], task["val"], task["test"], arms=("real",), seeds=(0,),
+                          reduce_lr_patience=0, progress=False)
+    with pytest.raises(ValueError, match="reduce_lr_factor must be a number in"):
+        select_classifier_settings(tiny_cnn, task["train"], task["val"], [ClassifierSettings()],
+                                   reduce_lr_patience=2, reduce_lr_factor=2.0)

@@ -2,6 +2,9 @@
 
 - :class:`ClassicAug`: the utility study's "classic" augmentation of classifier batches (flips,
   90-degree rotations, shifts, brightness and contrast jitter), images `(n, C, H, W)` in [-1, 1].
+- :class:`AffineAug`: Keras' ``ImageDataGenerator`` recipe of the ISIC write-up (rotation, zoom,
+  shear, shifts, horizontal flip) as one random affine warp per image, with the same call as
+  :class:`ClassicAug`; :func:`affine_warp` applies given per-image parameters.
 - :class:`DiffAugment`: differentiable augmentation of every image a GAN's discriminator sees,
   real and generated (Zhao et al. 2020): colour, translation, cutout.
 - :func:`augment_batch`: one random dihedral transform (flip, 90-degree rotation) per batch item,
@@ -16,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ClassicAug", "DiffAugment", "DIFFAUG_OPS", "augment_batch"]
+__all__ = ["ClassicAug", "AffineAug", "affine_warp", "DiffAugment", "DIFFAUG_OPS", "augment_batch"]
 
 
 @dataclass
@@ -85,6 +90,123 @@ class ClassicAug:
             x = (x - mean) * scale + mean
         if self.brightness > 0:
             x = x + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 2 * self.brightness
+        return x.clamp(-1.0, 1.0)
+
+
+def affine_warp(x: torch.Tensor, angle: torch.Tensor, zoom_row: torch.Tensor, zoom_col: torch.Tensor,
+                shear: torch.Tensor, shift_row: torch.Tensor, shift_col: torch.Tensor) -> torch.Tensor:
+    """Warp each image by its own affine map, as Keras' ``apply_affine_transform`` does.
+
+    In pixel coordinates ``(row, col)`` centred on the image, the output pixel ``p`` is read from
+    the input at ``R(angle) (Sh(shear) Z p + t)``, Keras' ``rotation @ shift @ shear @ zoom``, with
+
+        R = [[cos a, -sin a], [sin a, cos a]],  Sh = [[1, -sin s], [0, cos s]],
+        Z = diag(zoom_row, zoom_col),  t = (shift_row * H, shift_col * W).
+
+    So a zoom below 1 magnifies (a smaller region fills the image), a positive angle turns the
+    image clockwise as displayed (row 0 at the top; 90 degrees is ``torch.rot90(x, -1, (2, 3))``),
+    and a positive shift moves the content up or left. The map is applied with
+    ``affine_grid``/``grid_sample``: bilinear interpolation (Keras' order 1) and
+    ``padding_mode="border"`` (Keras' default ``fill_mode="nearest"``: the edge pixels repeated).
+
+    Args:
+        x: images `(n, C, H, W)`.
+        angle: `(n,)` rotation angles in degrees.
+        zoom_row: `(n,)` zoom factors along the rows (height); 1 = none.
+        zoom_col: `(n,)` zoom factors along the columns (width).
+        shear: `(n,)` shear angles in radians.
+        shift_row: `(n,)` shifts as fractions of the height.
+        shift_col: `(n,)` shifts as fractions of the width.
+
+    Returns:
+        The warped images `(n, C, H, W)`, same dtype and device.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"affine_warp takes images (n, C, H, W), got {tuple(x.shape)}.")
+    n, _, h, w = x.shape
+    params = [torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in
+              (angle, zoom_row, zoom_col, shear, shift_row, shift_col)]
+    if any(len(v) != n for v in params):
+        raise ValueError(f"affine_warp needs one parameter per image ({n}), got lengths {[len(v) for v in params]}.")
+    a, zr, zc, sh, tr, tc = params
+    a = torch.deg2rad(a)
+    zeros, ones = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
+    rot = torch.stack([torch.stack([a.cos(), -a.sin()], -1), torch.stack([a.sin(), a.cos()], -1)], -2)  # `(n, 2, 2)`
+    shr = torch.stack([torch.stack([ones, -sh.sin()], -1), torch.stack([zeros, sh.cos()], -1)], -2)
+    zoom = torch.diag_embed(torch.stack([zr, zc], -1))
+    mat_rc = rot @ shr @ zoom  # `(n, 2, 2)` on (row, col) pixel coordinates
+    t_rc = rot @ torch.stack([tr * h, tc * w], -1)[..., None]  # `(n, 2, 1)`
+    swap = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)  # (row, col) <-> (x, y)
+    to_unit = torch.diag(torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64))  # pixels -> affine_grid's [-1, 1]
+    mat = to_unit @ swap @ mat_rc @ swap @ torch.linalg.inv(to_unit)
+    theta = torch.cat([mat, to_unit @ swap @ t_rc], -1).to(device=x.device, dtype=x.dtype)  # `(n, 2, 3)`
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@dataclass
+class AffineAug:
+    """The ISIC write-up's Keras ``ImageDataGenerator`` augmentation as a torch transform.
+
+    ``ImageDataGenerator(rotation_range=15, zoom_range=0.2, shear_range=0.1, width_shift_range=0.1,
+    height_shift_range=0.1, horizontal_flip=True)``: per image, one affine map drawn from ``gen``
+    (:func:`affine_warp`) and then a left-right flip with probability 1/2:
+
+    - rotation: an angle ``U(-rotation, rotation)`` degrees;
+    - zoom: ``U(1 - zoom, 1 + zoom)``, drawn separately for the height and the width, as Keras does;
+    - shear: an angle ``U(-shear, shear)`` in **radians** (0.1 rad = 5.7 degrees), as Keras read
+      ``shear_range`` until keras-preprocessing 1.0.6 (2018); later versions read it in degrees,
+      where 0.1 would be almost nothing;
+    - shifts: ``U(-shift, shift)`` of the side, vertically and horizontally;
+    - flip: ``x.flip(3)`` with probability 1/2 (after the warp, exactly, as Keras flips after it).
+
+    Bilinear interpolation, edge pixels repeated outside the image (Keras' ``fill_mode="nearest"``);
+    values are clamped to [-1, 1] (interpolation cannot leave the input's range anyway). All six
+    draws per image are taken every call, whatever the ranges, so a batch's augmentation depends
+    only on the generator's state.
+
+    Args:
+        rotation: largest rotation in degrees, in [0, 180].
+        zoom: largest relative zoom, in [0, 1).
+        shear: largest shear angle in radians, in [0, pi/2).
+        shift: largest shift as a fraction of the side, in [0, 1).
+        flip: random left-right flips.
+    """
+
+    rotation: float = 15.0
+    zoom: float = 0.2
+    shear: float = 0.1
+    shift: float = 0.1
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [("rotation", self.rotation, 0.0 <= self.rotation <= 180.0, "[0, 180] degrees"),
+                  ("zoom", self.zoom, 0.0 <= self.zoom < 1.0, "[0, 1), e.g. 0.2 for factors 0.8 to 1.2"),
+                  ("shear", self.shear, 0.0 <= self.shear < math.pi / 2, "[0, pi/2) radians"),
+                  ("shift", self.shift, 0.0 <= self.shift < 1.0, "[0, 1) of the side")]
+        for name, value, ok, where in checks:
+            if not ok:
+                raise ValueError(f"AffineAug: {name} must lie in {where}, got {value}.")
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Augment a batch.
+
+        Args:
+            x: images `(n, C, H, W)` in [-1, 1].
+            gen: the (CPU) generator of the random draws.
+
+        Returns:
+            Augmented images `(n, C, H, W)` in [-1, 1].
+        """
+        if x.ndim != 4:
+            raise ValueError(f"AffineAug takes images (n, C, H, W) in [-1, 1], got {tuple(x.shape)}.")
+        n = x.shape[0]
+        u = torch.rand(n, 7, generator=gen, dtype=torch.float64) * 2 - 1  # `(n, 7)` in [-1, 1)
+        x = affine_warp(x, angle=u[:, 0] * self.rotation, zoom_row=1 + u[:, 1] * self.zoom,
+                        zoom_col=1 + u[:, 2] * self.zoom, shear=u[:, 3] * self.shear, shift_row=u[:, 4] * self.shift,
+                        shift_col=u[:, 5] * self.shift)
+        if self.flip:
+            x = torch.where((u[:, 6] < 0)[:, None, None, None].to(x.device), x.flip(3), x)
         return x.clamp(-1.0, 1.0)
 
 

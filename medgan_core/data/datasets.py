@@ -195,3 +195,21 @@ def to_uint8_images(x: torch.Tensor, normalise: str = "tanh", mean: Sequence[flo
     pixels = (x.detach().float().cpu() * scale + shift).round().clamp(0, 255).to(torch.uint8)
     out = pixels.permute(0, 2, 3, 1).numpy()  # `(N, H, W, C)`
     return out[..., 0] if squeeze_gray and out.shape[-1] == 1 else out
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 images at ``size`` x ``size`` (antialiased bilinear), returned as given if already that size.
+
+    E.g. a 32-px generator's samples set beside 64-px real images, or scored by an encoder of another side.
+
+    Args:
+        images: uint8 `(N, H, W, C)` or grayscale `(N, H, W)`.
+        size: the output side in pixels.
+
+    Returns:
+        uint8 `(N, size, size, C)` (`(N, size, size)` for grayscale input).
+    """
+    _check_images(np.asarray(images))
+    if images.shape[1:3] == (size, size):
+        return images
+    return to_uint8_images(to_tensor_images(images, size), squeeze_gray=images.ndim == 3)

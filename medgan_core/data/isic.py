@@ -14,7 +14,7 @@ and ``nevus`` when neither is (the two flags are never both set). Real class cou
 (melanoma / nevus / seborrheic keratosis): train 374 / 1372 / 254, val 30 / 78 / 42,
 test 117 / 393 / 90.
 
-Public API: :data:`FOLDER`, :data:`CLASSES`, :func:`load_index`, :func:`load_images`,
+Public API: :data:`FOLDER`, :data:`CLASSES`, :func:`load_index`, :func:`load_images`, :func:`load_splits`,
 :func:`verify` (the dataset contract of :mod:`medgan_core.data.registry`).
 """
 
@@ -188,3 +188,41 @@ def verify(data_dir: str | os.PathLike | None = None) -> tuple[int, list[str]]:
         except DataError as err:
             problems.append(str(err))
     return checked, problems
+
+
+def load_splits(size: int, classes: tuple[str, ...] = ("melanoma", "nevus"), data_dir: str | os.PathLike | None = None,
+                max_per_split: int = 0, seed: int = 0,
+                progress: bool = False) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """The official splits of the chosen classes as arrays: ``{split: (images, labels)}`` and the image ids.
+
+    Args:
+        size: image side in pixels.
+        classes: the classes kept, in label order (``("melanoma", "nevus")``: melanoma is label 0).
+        data_dir: the data folder (``None``: ``$MEDGAN_DATA``, then ``./data``).
+        max_per_split: keep at most this many images per split, every class in proportion and at
+            least 2 of each (0: all; smoke runs use a few).
+        seed: seed of that subsample.
+        progress: show a progress bar while decoding.
+
+    Returns:
+        ``(splits, ids)``: ``splits[s] = (uint8 (N, size, size, 3), int64 labels (N,))`` for
+        ``s`` in train / val / test, and ``ids[s]`` the ISIC ids of those rows.
+    """
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown or len(set(classes)) != len(classes) or not classes:
+        raise ValueError(f"classes must be distinct names from {CLASSES}, got {classes}.")
+    index = load_index(data_dir)
+    index = index[index["label"].isin(classes)]
+    splits, ids = {}, {}
+    for split in SPLITS:
+        rows = index[index["split"] == split]
+        if max_per_split and len(rows) > max_per_split:
+            rng = np.random.default_rng([seed, SPLITS.index(split)])
+            share = max_per_split / len(rows)
+            keep = [rng.choice(g.index.to_numpy(), max(2, int(round(share * len(g)))), replace=False)
+                    for _, g in rows.groupby("label")]
+            rows = rows.loc[np.sort(np.concatenate(keep))]
+        labels = np.array(rows["label"].map({c: i for i, c in enumerate(classes)}), dtype=np.int64)  # writable
+        splits[split] = (load_images(rows, size, progress=progress), labels)
+        ids[split] = rows["image_id"].to_numpy()
+    return splits, ids

@@ -12,18 +12,20 @@ than held-out images are. We report, per space (encoder features, and pixels whe
   not copy; near 1 for one that does);
 - ``mannwhitney_p``: the one-sided Mann-Whitney U p-value for "generated images lie closer to the
   training set than held-out images do";
-- ``n_exact_copies``: generated images at distance ~0 from a training image.
+- ``n_exact_copies``: generated images at distance ~0 from a training image;
+- ``median_ratio``: ``median_fake_to_train / median_heldout_to_train``. Below 1, generated images
+  lie closer to the training set than new real images of the domain do (copying); about 1 for a
+  generator that does not copy (above 1: further away, e.g. unrealistic images). NaN when the
+  held-out median is 0.
 
 **Intervals by patient.** When the rows are not independent (jittered crops of a few nodules of a
 few patients) and each generated image is made from one held-out input, give ``groups_fake`` and
 ``groups_heldout`` (the patient of each row; a generated row carries the patient of its input).
 The summary then gains, per space:
 
-- ``median_ratio``: ``median_fake_to_train / median_heldout_to_train``. Below 1, generated images
-  lie closer to the training set than new real images of the domain do (copying); about 1 for a
-  generator that does not copy (above 1: further away, e.g. unrealistic images);
 - ``median_ratio_ci_low``/``_ci_high`` and ``frac_fake_below_ci_low``/``_ci_high``: 95%
-  intervals from :func:`medgan_core.metrics.stats.cluster_bootstrap_resample_ci`, each draw
+  percentile intervals over one set of draws of :func:`medgan_core.metrics.stats.cluster_bootstrap_draws`
+  (those of ``cluster_bootstrap_resample_ci``, shared by both statistics), each draw
   resampling the held-out patients and keeping the generated *and* held-out rows of the drawn
   patients (the nearest-training distances stay fixed; the threshold is recomputed from the drawn
   held-out rows). Percentile intervals, widened to the estimate if they missed it (with a warning);
@@ -31,6 +33,29 @@ The summary then gains, per space:
   zero-width interval (every draw gave the same value, e.g. ``frac_fake_below`` = 1 for a copying
   generator) is returned as computed and printed ``n/a`` by ``format_ci``;
 - ``n_patients``: the held-out patients.
+
+**Intervals by image.** When the rows are independent images (no patients, and generated images
+are not made from held-out inputs, e.g. ISIC dermoscopy images and an unconditional generator),
+pass ``image_intervals=True`` instead of the groups. The same interval columns are added, from
+one set of draws of :func:`medgan_core.metrics.stats.cluster_bootstrap_draws` in which every
+image is its own unit and the generated and the held-out images are two strata, each resampled
+with replacement to its own size; the threshold is again recomputed from the drawn held-out
+images. NaN with fewer than 3 images in either set. ``n_units`` names the held-out images.
+
+**Verdict.** :func:`memorisation_verdict` reads one space's row and returns one of
+:data:`VERDICTS` with a generated sentence that states the numbers:
+
+- ``"copies found"``: ``n_exact_copies > 0``;
+- ``"closer than new real images"``: the ratio interval lies below 1, or the interval of
+  ``frac_fake_below`` lies above the quantile (a share of generated images is closer to the
+  training set than new real images are, even if the median is not); without intervals,
+  ``mannwhitney_p < 0.05`` and ``frac_fake_below > 2 x quantile``;
+- ``"no sign of memorisation"``: the ratio interval includes 1 or lies above it, and the
+  interval of ``frac_fake_below`` includes the quantile or lies below it (without intervals:
+  not the test's "closer");
+- ``"no verdict"``: the intervals were asked for but could not be computed (fewer than 3
+  patients or images, or a held-out median of 0); without intervals, fewer than 3 generated
+  or held-out images.
 
 Pixel distances are root-mean-square differences of intensities in [0, 1] (Euclidean distance
 divided by sqrt(number of values)), so 0.1 means a typical 10% intensity difference. The nearest
@@ -50,9 +75,15 @@ from sklearn.neighbors import NearestNeighbors
 
 from medgan_core.metrics.diversity import images_to_unit_tensor
 from medgan_core.metrics.fid import check_features
-from medgan_core.metrics.stats import check_groups, cluster_bootstrap_resample_ci
+from medgan_core.metrics.stats import (
+    MIN_VALUES, check_groups, cluster_bootstrap_draws, format_ci, include_estimate, percentile_interval,
+)
 
-__all__ = ["MemorisationResult", "nearest_distances", "pixel_vectors", "memorisation_stats"]
+__all__ = ["MemorisationResult", "nearest_distances", "pixel_vectors", "memorisation_stats", "memorisation_verdict",
+           "VERDICTS"]
+
+VERDICTS = ("copies found", "closer than new real images", "no sign of memorisation", "no verdict")
+ALPHA = 0.05  # the Mann-Whitney p below which, without intervals, generated images count as closer
 
 
 @dataclass
@@ -101,6 +132,7 @@ def _space_row(d_fake: np.ndarray, d_held: np.ndarray, n_train: int, quantile: f
         "frac_heldout_below": float((d_held < threshold).mean()),
         "mannwhitney_p": float(mannwhitneyu(d_fake, d_held, alternative="less").pvalue),
         "n_exact_copies": int((d_fake <= 1e-6 * scale).sum()),
+        "median_ratio": _ratio(float(np.median(d_fake)), float(np.median(d_held))),
     }
 
 
@@ -109,33 +141,53 @@ def _ratio(fake: float, held: float) -> float:
     return float(fake / held) if held > 0 else float("nan")
 
 
-def _patient_intervals(d_fake: np.ndarray, d_held: np.ndarray, g_fake: np.ndarray, g_held: np.ndarray,
-                       quantile: float, n_boot: int, seed: int) -> dict:
-    """``median_ratio`` and the intervals of it and of ``frac_fake_below``, resampling held-out patients jointly."""
+def _check_patients(g_fake: np.ndarray, g_held: np.ndarray) -> None:
+    """Raise unless every patient of a generated row is a held-out patient."""
     unknown = sorted(set(np.unique(g_fake).tolist()) - set(np.unique(g_held).tolist()))
     if unknown:
         raise ValueError(f"groups_fake holds patients that are not held-out patients: {unknown[:5]}; each generated "
                          "row carries the patient of the held-out input it was made from.")
+
+
+def _intervals(d_fake: np.ndarray, d_held: np.ndarray, groups: np.ndarray, strata: np.ndarray | None,
+               quantile: float, n_boot: int, seed: int) -> dict:
+    """``median_ratio`` and the 95% intervals of it and of ``frac_fake_below``, from one set of draws.
+
+    Rows are the generated rows followed by the held-out rows; each draw of
+    :func:`~medgan_core.metrics.stats.cluster_bootstrap_draws` (``groups`` resampled whole, within
+    ``strata`` when given) serves both statistics. By patient: ``groups`` = the patient of each
+    row, no strata. By image: one label per row, ``strata`` = 0 generated, 1 held-out.
+
+    Args:
+        d_fake: nearest-training distances of the generated rows, `(n_fake,)`.
+        d_held: nearest-training distances of the held-out rows, `(n_held,)`.
+        groups: `(n_fake + n_held,)` the unit of each row.
+        strata: `(n_fake + n_held,)` the stratum of each row, or ``None``.
+        quantile: the held-out percentile of the threshold.
+        n_boot: draws, >= 2.
+        seed: seed of the draws.
+
+    Returns:
+        ``{"median_ratio", "median_ratio_ci_low", "median_ratio_ci_high", "frac_fake_below_ci_low",
+        "frac_fake_below_ci_high"}``; the intervals NaN with fewer than 3 units (in a stratum).
+    """
     n_fake = len(d_fake)
-    groups = np.concatenate([g_fake, g_held])  # generated rows first, then held-out rows
 
-    def split(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The generated and held-out distances of the drawn rows."""
-        return d_fake[idx[idx < n_fake]], d_held[idx[idx >= n_fake] - n_fake]
+    def stats_of(idx: np.ndarray) -> tuple[float, float]:
+        """``(median_ratio, frac_fake_below)`` of the drawn rows (NaN when no generated row was drawn)."""
+        f, h = d_fake[idx[idx < n_fake]], d_held[idx[idx >= n_fake] - n_fake]
+        if not len(f) or not len(h):
+            return float("nan"), float("nan")
+        return _ratio(float(np.median(f)), float(np.median(h))), float((f < np.quantile(h, quantile)).mean())
 
-    def median_ratio(idx: np.ndarray) -> float:
-        f, h = split(idx)
-        return _ratio(float(np.median(f)), float(np.median(h))) if len(f) else float("nan")
-
-    def frac_below(idx: np.ndarray) -> float:
-        f, h = split(idx)
-        return float((f < np.quantile(h, quantile)).mean()) if len(f) else float("nan")
-
-    ratio, r_low, r_high = cluster_bootstrap_resample_ci(groups, median_ratio, n_boot=n_boot, seed=seed)
-    _, f_low, f_high = cluster_bootstrap_resample_ci(groups, frac_below, n_boot=n_boot, seed=seed)
-    return {"median_ratio": ratio, "median_ratio_ci_low": r_low, "median_ratio_ci_high": r_high,
-            "frac_fake_below_ci_low": f_low, "frac_fake_below_ci_high": f_high,
-            "n_patients": int(len(np.unique(g_held)))}
+    ratio, frac = stats_of(np.arange(len(groups)))
+    draws = cluster_bootstrap_draws(groups, n_boot, seed, strata=strata)
+    boots = np.array([stats_of(idx) for idx in draws], dtype=np.float64).reshape(-1, 2)  # `(B, 2)`
+    out = {"median_ratio": ratio}
+    for j, (name, est) in enumerate((("median_ratio", ratio), ("frac_fake_below", frac))):
+        low, high = percentile_interval(boots[:, j]) if len(draws) else (float("nan"), float("nan"))
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = include_estimate(est, low, high, f"memorisation {name}")
+    return out
 
 
 def memorisation_stats(feats_fake: np.ndarray, feats_train: np.ndarray, feats_heldout: np.ndarray,
@@ -144,7 +196,7 @@ def memorisation_stats(feats_fake: np.ndarray, feats_train: np.ndarray, feats_he
                        images_heldout: np.ndarray | torch.Tensor | None = None,
                        quantile: float = 0.05, groups_fake: np.ndarray | None = None,
                        groups_heldout: np.ndarray | None = None, n_boot: int = 1000,
-                       seed: int = 0) -> MemorisationResult:
+                       seed: int = 0, image_intervals: bool = False) -> MemorisationResult:
     """Nearest-training-image distances of generated vs held-out samples, in feature and pixel space.
 
     Args:
@@ -160,22 +212,29 @@ def memorisation_stats(feats_fake: np.ndarray, feats_train: np.ndarray, feats_he
             was made from; each must be a held-out patient); give it with ``groups_heldout`` for the
             patient-level intervals (module docstring), or neither.
         groups_heldout: optional `(n_heldout,)` patient of each held-out row.
-        n_boot: patient draws of the intervals, >= 2 (used only with the groups).
-        seed: seed of the patient draws.
+        n_boot: draws of the intervals, >= 2 (used only with the groups or ``image_intervals``).
+        seed: seed of the draws.
+        image_intervals: intervals by image for independent rows (module docstring): generated
+            and held-out images resampled independently, each image its own unit. Not with the
+            groups (they give intervals by patient).
 
     Returns:
         A :class:`MemorisationResult`: ``summary`` (one row per space) and ``pairs`` (per space, a
-        DataFrame of ``fake_index``, ``train_index``, ``distance``, closest first). With the groups
-        the summary also has ``median_ratio``, ``median_ratio_ci_low``, ``median_ratio_ci_high``,
-        ``frac_fake_below_ci_low``, ``frac_fake_below_ci_high`` and ``n_patients``.
+        DataFrame of ``fake_index``, ``train_index``, ``distance``, closest first). The summary
+        always has ``median_ratio``; with the groups it also has ``median_ratio_ci_low``,
+        ``median_ratio_ci_high``, ``frac_fake_below_ci_low``, ``frac_fake_below_ci_high`` and
+        ``n_patients``; with ``image_intervals`` the same intervals and ``n_units`` (held-out images).
     """
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must lie in (0, 1), got {quantile}.")
     if (groups_fake is None) != (groups_heldout is None):
         raise ValueError("Give groups_fake and groups_heldout together (the patient of each generated and each "
                          "held-out row) for intervals by patient, or neither.")
-    if groups_fake is not None and n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}.")
+    if image_intervals and groups_fake is not None:
+        raise ValueError("image_intervals=True resamples single images, but groups_fake and groups_heldout were "
+                         "given (intervals by patient); pass the groups or image_intervals=True, not both.")
+    if (groups_fake is not None or image_intervals) and n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}; use a few hundred or more for a 95% interval.")
     spaces = {"feature": (check_features(feats_fake, "feats_fake", 1), check_features(feats_train, "feats_train", 1),
                           check_features(feats_heldout, "feats_heldout", 2))}
     given = [im is not None for im in (images_fake, images_train, images_heldout)]
@@ -201,10 +260,115 @@ def memorisation_stats(feats_fake: np.ndarray, feats_train: np.ndarray, feats_he
         if groups_fake is not None:
             g_fake = check_groups(groups_fake, len(fake), "groups_fake", f"the {space} rows of the generated images")
             g_held = check_groups(groups_heldout, len(held), "groups_heldout", f"the {space} rows of the held-out images")
-            rows[space] |= _patient_intervals(d_fake, d_held, g_fake, g_held, quantile, n_boot, seed)
+            _check_patients(g_fake, g_held)
+            rows[space] |= _intervals(d_fake, d_held, np.concatenate([g_fake, g_held]), None, quantile, n_boot, seed)
+            rows[space]["n_patients"] = int(len(np.unique(g_held)))
+        elif image_intervals:
+            units = np.arange(len(fake) + len(held))  # every image its own unit
+            strata = np.r_[np.zeros(len(fake), dtype=int), np.ones(len(held), dtype=int)]  # generated, held-out
+            rows[space] |= _intervals(d_fake, d_held, units, strata, quantile, n_boot, seed)
+            rows[space]["n_units"] = int(len(held))
         order = np.argsort(d_fake, kind="stable")
         pairs[space] = pd.DataFrame({"fake_index": order, "train_index": idx_fake[order],
                                      "distance": d_fake[order]})
     summary = pd.DataFrame.from_dict(rows, orient="index")
     summary.index.name = "space"
     return MemorisationResult(summary=summary, pairs=pairs)
+
+
+def _num(x: float) -> str:
+    """A distance or ratio for a sentence: 3 significant digits, ``n/a`` when not finite."""
+    return f"{x:.3g}" if np.isfinite(x) else "n/a"
+
+
+def memorisation_verdict(summary: pd.DataFrame, space: str = "feature", quantile: float = 0.05) -> dict:
+    """The verdict on one space of a :func:`memorisation_stats` summary, with a sentence that gives the numbers.
+
+    The rules (module docstring, **Verdict**), checked in this order: exact copies; intervals
+    asked for but missing (``"no verdict"``); the ratio interval below 1 or the interval of
+    ``frac_fake_below`` above ``quantile`` (``"closer than new real images"``); otherwise
+    ``"no sign of memorisation"``. A summary without interval columns is judged by the
+    Mann-Whitney p and ``frac_fake_below > 2 x quantile`` instead.
+
+    Args:
+        summary: ``memorisation_stats(...).summary`` (index ``space``).
+        space: the row to judge, ``"feature"`` or ``"pixel"``.
+        quantile: the quantile ``memorisation_stats`` was called with (its default 0.05): the share
+            of generated images expected below the threshold from a generator that does not copy.
+
+    Returns:
+        ``{"verdict": one of VERDICTS, "sentence": the verdict in plain words with the medians,
+        the ratio and its interval, the share below the threshold against ``quantile``, and the
+        exact copies}``.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1) (the one memorisation_stats used, default 0.05), "
+                         f"got {quantile}.")
+    if space not in summary.index:
+        raise ValueError(f"space {space!r} is not in the summary; it has {list(summary.index)} (pixel needs the "
+                         "images passed to memorisation_stats).")
+    need = ["n_fake", "n_heldout", "median_fake_to_train", "median_heldout_to_train", "frac_fake_below",
+            "mannwhitney_p", "n_exact_copies", "median_ratio"]
+    missing = [c for c in need if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks the columns {missing}; pass memorisation_stats(...).summary (rerun it with "
+                         "the current code, which always adds median_ratio).")
+    row = summary.loc[space]
+    ratio, frac, n_copies = float(row["median_ratio"]), float(row["frac_fake_below"]), int(row["n_exact_copies"])
+    has_ci = "median_ratio_ci_low" in summary.columns
+    if "n_patients" in summary.columns:
+        n_units, unit = int(row["n_patients"]), "patients"
+    else:  # by image: an interval needs 3 images in each set
+        n_units, unit = int(min(row["n_fake"], row["n_heldout"])), "images in the smaller set"
+    r_low, r_high, f_low, f_high = ([float(row[f"{c}_ci_{e}"]) for c in ("median_ratio", "frac_fake_below")
+                                     for e in ("low", "high")] if has_ci else [float("nan")] * 4)
+    ci_ok = has_ci and bool(np.isfinite([ratio, r_low, r_high, f_low, f_high]).all())
+
+    if n_copies > 0:
+        verdict = "copies found"
+    elif has_ci and not ci_ok:
+        verdict = "no verdict"
+    elif has_ci:
+        verdict = "closer than new real images" if r_high < 1.0 or f_low > quantile else "no sign of memorisation"
+    elif min(int(row["n_fake"]), int(row["n_heldout"])) < MIN_VALUES or not np.isfinite(row["mannwhitney_p"]):
+        verdict = "no verdict"
+    elif row["mannwhitney_p"] < ALPHA and frac > 2 * quantile:
+        verdict = "closer than new real images"
+    else:
+        verdict = "no sign of memorisation"
+
+    where = f"in {space} space"
+    if not np.isfinite(ratio):
+        why = ("the held-out images lie at distance 0 from the training set (copies of training images), so the "
+               "ratio is undefined")
+    elif has_ci:
+        why = f"{n_units} {unit}, and an interval needs at least {MIN_VALUES}"
+    else:
+        why = f"{int(min(row['n_fake'], row['n_heldout']))} images in the smaller set, too few for the test"
+    lead = {
+        "copies found": f"Copies found {where}: {n_copies} generated "
+                        f"{'images are exact copies' if n_copies != 1 else 'image is an exact copy'} of training "
+                        "images (distance ~0); look at the closest pairs.",
+        "closer than new real images": f"Generated images lie closer to the training images than new real images do "
+                                       f"({where}), a sign of memorisation; look at the closest pairs.",
+        "no sign of memorisation": f"No sign of memorisation {where}: generated images lie no closer to the training "
+                                   "images than new real images do.",
+        "no verdict": f"No verdict on memorisation {where}: {why}.",
+    }[verdict]
+
+    def with_ci(est: float, low: float, high: float) -> str:
+        """``"0.970 (95% CI 0.865 to 1.103)"``, or the estimate alone without intervals."""
+        if not has_ci:
+            return f"{est:.3f}" if np.isfinite(est) else "n/a"
+        return format_ci(est, low, high, n=n_units, unit=unit).replace(" (", " (95% CI ", 1)
+
+    details = (f" The median distance to the nearest training image is {_num(row['median_fake_to_train'])} for "
+               f"generated images and {_num(row['median_heldout_to_train'])} for new real (held-out) images; their "
+               f"ratio is {with_ci(ratio, r_low, r_high)}, where below 1 means that generated images lie closer to "
+               f"the training images than new real images do. A share of {with_ci(frac, f_low, f_high)} of generated "
+               f"images lies closer to the training set than the {100 * quantile:g}th percentile of the held-out "
+               f"images, against {quantile:g} expected from a generator that does not copy")
+    if not has_ci:
+        details += f" (one-sided Mann-Whitney p = {row['mannwhitney_p']:.2g})"
+    details += f". Exact copies of training images: {n_copies}."
+    return {"verdict": verdict, "sentence": lead + details}

@@ -19,6 +19,11 @@ named ``real+gan[bagan]`` and so on. Synthetic images are drawn once per seed an
 reused by every arm. Arms with the same seed start from the same initial weights and see the
 same shuffling generator, so seeds pair the arms.
 
+**Learning-rate reduction.** ``run_utility_study(..., reduce_lr_patience=3)`` makes every run of
+the study (the settings grid included) multiply its learning rate by ``reduce_lr_factor`` after
+that many epochs without a rise of the validation balanced accuracy (Keras' ``ReduceLROnPlateau``,
+see :func:`~medgan_core.models.classifier.fit_classifier`); ``None`` keeps it constant.
+
 **Classifier settings** (width, learning rate, epochs, patience) are chosen once per task on the
 validation split: :func:`select_classifier_settings` trains the ``real`` arm's recipe once per
 point of a small grid (:data:`~medgan_core.models.classifier.DEFAULT_GRID`, 5 points) and keeps
@@ -27,8 +32,9 @@ the best validation balanced accuracy; every arm and seed then reuses those sett
 grid's scores ``UtilityResult.settings_table``).
 
 Reported per arm and seed: balanced accuracy, macro one-vs-rest ROC AUC, the recall of the
-smallest training class, per-class F1, accuracy and, for binary tasks, the sensitivity at 90%
-specificity. The summary gives each arm's mean over seeds with a 95% interval that covers both
+smallest training class, per-class F1, accuracy and, for binary tasks, the sensitivity of the
+positive class at 90% and at 80% specificity (``sens_at_spec90``, ``sens_at_spec80``). The
+summary gives each arm's mean over seeds with a 95% interval that covers both
 seed variation and test-set sampling: seeds and test images are resampled together
 (``stats.seed_and_test_interval``, on the stored test probabilities; clipped to [0, 1], the
 range of every metric here). :func:`summarise` on a bare table falls back to the t-interval
@@ -84,7 +90,7 @@ try:  # the joint seed + test-case bootstrap (STUDY.md section 5); older stats m
 except ImportError:  # pragma: no cover - then the summary falls back to the t-interval over seeds
     seed_and_test_interval = None
 from medgan_core.models.classifier import (
-    DEFAULT_GRID, ClassifierSettings, fit_classifier, images_to_tensor, predict_proba,
+    DEFAULT_GRID, ClassifierSettings, _check_reduce_lr, fit_classifier, images_to_tensor, predict_proba,
 )
 from medgan_core.train.seeding import seed_everything
 
@@ -92,7 +98,7 @@ __all__ = [
     "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "PairedTest", "UtilityResult",
     "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "select_arms",
     "verdict_sentence", "induced_imbalance", "select_classifier_settings", "degenerate_reason",
-    "ClassifierSettings", "DEFAULT_GRID", "CHANCE_TOL", "metric_functions",
+    "ClassifierSettings", "DEFAULT_GRID", "CHANCE_TOL", "metric_functions", "SENS_AT_SPEC",
 ]
 
 ALL_ARMS: tuple[str, ...] = (
@@ -108,6 +114,8 @@ Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labe
 CHANCE_TOL = 0.02  # a run whose validation balanced accuracy is <= 1/K + CHANCE_TOL is "at chance"
 CEILING_TOL = 0.02  # a baseline whose mean test score is >= 1 - CEILING_TOL has no room left to be improved
 ONE_CLASS = "one class predicted for every test image"
+# Binary tasks: the sensitivity of the positive class at a fixed specificity, metric name -> specificity.
+SENS_AT_SPEC: dict[str, float] = {"sens_at_spec90": 0.90, "sens_at_spec80": 0.80}
 
 
 @dataclass
@@ -252,11 +260,14 @@ def classification_metrics(
         proba: predicted probabilities `(n, K)`.
         class_names: the K class names (for the ``f1[<name>]`` keys).
         minority_class: index of the smallest training class (its recall is ``minority_recall``).
-        positive_class: for binary tasks, the class whose sensitivity is ``sens_at_spec90``.
+        positive_class: for binary tasks, the class whose sensitivity is ``sens_at_spec90`` and
+            ``sens_at_spec80`` (e.g. 0 when melanoma is class 0).
 
     Returns:
         ``balanced_accuracy``, ``macro_auc`` (NaN if a class is absent from ``y_true``),
-        ``minority_recall``, ``sens_at_spec90`` (binary only), ``f1[<name>]`` per class and
+        ``minority_recall``, ``sens_at_spec90`` and ``sens_at_spec80`` (binary only: the largest
+        sensitivity of ``positive_class`` at a threshold whose specificity is at least 90% or
+        80%; NaN when ``y_true`` lacks either class), ``f1[<name>]`` per class and
         ``accuracy`` (the share of test images right, as MedMNIST reports it).
     """
     k = len(class_names)
@@ -275,11 +286,11 @@ def classification_metrics(
     out["minority_recall"] = float(recall_score(y_true, y_pred, labels=[minority_class], average=None, zero_division=0)[0])
     if k == 2:
         pos = y_true == positive_class
-        if pos.all() or not pos.any():
-            out["sens_at_spec90"] = float("nan")
-        else:
-            fpr, tpr, _ = roc_curve(pos, proba[:, positive_class])
-            out["sens_at_spec90"] = float(tpr[fpr <= 0.10 + 1e-12].max())
+        # every threshold kept: sklearn's default drop_intermediate would drop ROC points on a straight segment
+        fpr, tpr = (roc_curve(pos, proba[:, positive_class], drop_intermediate=False)[:2]
+                    if pos.any() and not pos.all() else (None, None))
+        for name, spec in SENS_AT_SPEC.items():
+            out[name] = float("nan") if fpr is None else _max_tpr_at_spec(fpr, tpr, spec)
     f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     out.update({f"f1[{name}]": float(v) for name, v in zip(class_names, f1)})
     out["accuracy"] = float(np.mean(y_pred == y_true))
@@ -327,8 +338,28 @@ def _auc(pos: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _sens_at_spec90(pos: np.ndarray, score: np.ndarray) -> float:
-    """Largest sensitivity at a threshold with false-positive rate <= 0.10 (as ``roc_curve`` gives it)."""
+def _max_tpr_at_spec(fpr: np.ndarray, tpr: np.ndarray, specificity: float) -> float:
+    """The largest true-positive rate of the ROC points with false-positive rate <= ``1 - specificity``.
+
+    Args:
+        fpr: false-positive rates of the thresholds, `(T,)`, starting at 0.
+        tpr: true-positive rates, `(T,)`.
+        specificity: the least specificity allowed, in (0, 1) (0.9 for ``sens_at_spec90``).
+    """
+    return float(tpr[fpr <= 1.0 - specificity + 1e-12].max())
+
+
+def _sens_at_spec(pos: np.ndarray, score: np.ndarray, specificity: float) -> float:
+    """Largest sensitivity at a threshold with specificity >= ``specificity`` (as ``roc_curve`` gives it).
+
+    Args:
+        pos: `(n,)` bool, the positive cases.
+        score: `(n,)` the positive class's score (higher: more likely positive).
+        specificity: the least specificity allowed, in (0, 1).
+
+    Returns:
+        The sensitivity, NaN without both positive and negative cases.
+    """
     n_pos = int(pos.sum())
     n_neg = len(pos) - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -338,7 +369,7 @@ def _sens_at_spec90(pos: np.ndarray, score: np.ndarray) -> float:
     last = np.r_[s[1:] != s[:-1], True]  # last position of each run of tied scores: one threshold each
     tpr = np.r_[0.0, np.cumsum(p)[last] / n_pos]
     fpr = np.r_[0.0, np.cumsum(~p)[last] / n_neg]
-    return float(tpr[fpr <= 0.10 + 1e-12].max())
+    return _max_tpr_at_spec(fpr, tpr, specificity)
 
 
 def metric_functions(class_names: Sequence[str], minority_class: int,
@@ -352,7 +383,7 @@ def metric_functions(class_names: Sequence[str], minority_class: int,
     Args:
         class_names: the K class names.
         minority_class: index of the smallest training class.
-        positive_class: for binary tasks, the class of ``sens_at_spec90``.
+        positive_class: for binary tasks, the class of ``sens_at_spec90`` and ``sens_at_spec80``.
     """
     k = len(class_names)
 
@@ -381,10 +412,15 @@ def metric_functions(class_names: Sequence[str], minority_class: int,
             return float(2 * m[c, c] / den) if den else 0.0
         return f1
 
+    def sens_at(spec: float) -> Callable[[np.ndarray, np.ndarray], float]:
+        def sens(y: np.ndarray, proba: np.ndarray) -> float:
+            return _sens_at_spec(y == positive_class, proba[:, positive_class], spec)
+        return sens
+
     fns: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
         "balanced_accuracy": balanced_accuracy, "macro_auc": macro_auc, "minority_recall": minority_recall}
     if k == 2:
-        fns["sens_at_spec90"] = lambda y, proba: _sens_at_spec90(y == positive_class, proba[:, positive_class])
+        fns.update({name: sens_at(spec) for name, spec in SENS_AT_SPEC.items()})
     fns.update({f"f1[{name}]": f1_of(c) for c, name in enumerate(class_names)})
     fns["accuracy"] = lambda y, proba: float(np.mean(proba.argmax(1) == y))
     return fns
@@ -681,15 +717,17 @@ def _check_builder(build: Callable[..., nn.Module], settings: Sequence[Classifie
 def _fit_grid(build: Callable[..., nn.Module], t_tr: torch.Tensor, l_tr: torch.Tensor, t_va: torch.Tensor,
               l_va: torch.Tensor, grid: Sequence[ClassifierSettings], seed: int, batch_size: int,
               device: str | torch.device, num_classes: int, chance_tol: float,
-              progress: bool) -> tuple[ClassifierSettings, pd.DataFrame]:
-    """:func:`select_classifier_settings` on prepared tensors."""
+              progress: bool, reduce_lr_patience: int | None = None,
+              reduce_lr_factor: float = 0.5) -> tuple[ClassifierSettings, pd.DataFrame]:
+    """:func:`select_classifier_settings` on prepared tensors (every point with the same learning-rate reduction)."""
     rows = []
     for st in tqdm(grid, desc="settings grid", disable=not progress):
         t0 = time.perf_counter()
         seed_everything(seed)
         net = _build(build, st)
         fit = fit_classifier(net, t_tr, l_tr, t_va, l_va, num_epochs=int(st.epochs), batch_size=batch_size, lr=st.lr,
-                             patience=st.patience, seed=seed, device=device)
+                             patience=st.patience, reduce_lr_patience=reduce_lr_patience,
+                             reduce_lr_factor=reduce_lr_factor, seed=seed, device=device)
         val_pred = predict_proba(net, t_va, device=device).argmax(1)
         rows.append({**st.as_dict(), "val_balanced_accuracy": fit.best_val_balanced_accuracy,
                      "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
@@ -712,6 +750,8 @@ def select_classifier_settings(
     batch_size: int = 64,
     size: int = 32,
     chance_tol: float = CHANCE_TOL,
+    reduce_lr_patience: int | None = None,
+    reduce_lr_factor: float = 0.5,
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> tuple[ClassifierSettings, pd.DataFrame]:
@@ -733,6 +773,9 @@ def select_classifier_settings(
         batch_size: images per step.
         size: images are resized to ``size x size``.
         chance_tol: a point whose validation balanced accuracy is <= ``1/K + chance_tol`` is marked degenerate.
+        reduce_lr_patience: learning-rate reduction of every point's run
+            (:func:`~medgan_core.models.classifier.fit_classifier`); ``None``: a constant learning rate.
+        reduce_lr_factor: the factor of each reduction, in (0, 1).
         device: where to train.
         progress: show a tqdm bar over the grid.
 
@@ -742,6 +785,7 @@ def select_classifier_settings(
     """
     x_tr, y_tr = _check_split(train, "train")
     x_va, y_va = _check_split(val, "val")
+    _check_reduce_lr(reduce_lr_patience, reduce_lr_factor)
     points = [ClassifierSettings.coerce(dict(g) if isinstance(g, Mapping) else g) for g in grid]
     if not points:
         raise ValueError("grid is empty: give at least one ClassifierSettings (e.g. DEFAULT_GRID).")
@@ -750,7 +794,7 @@ def select_classifier_settings(
     in_channels = 1 if x_tr.ndim == 3 else x_tr.shape[-1]
     t_tr, t_va = images_to_tensor(x_tr, size, in_channels), images_to_tensor(x_va, size, in_channels)
     return _fit_grid(build_classifier, t_tr, torch.as_tensor(y_tr), t_va, torch.as_tensor(y_va), points, seed,
-                     batch_size, device, k, chance_tol, progress)
+                     batch_size, device, k, chance_tol, progress, reduce_lr_patience, reduce_lr_factor)
 
 
 def run_utility_study(
@@ -771,6 +815,8 @@ def run_utility_study(
     batch_size: int = 64,
     lr: float = 1e-3,
     patience: int | None = 5,
+    reduce_lr_patience: int | None = None,
+    reduce_lr_factor: float = 0.5,
     grid: Sequence[ClassifierSettings | Mapping[str, Any]] | None = None,
     settings: ClassifierSettings | Mapping[str, Any] | None = None,
     selection_seed: int | None = None,
@@ -815,6 +861,11 @@ def run_utility_study(
         lr: Adam learning rate (without ``grid`` or ``settings``).
         patience: epochs without validation improvement before stopping (``None``: no early stop;
             without ``grid`` or ``settings``).
+        reduce_lr_patience: every run of the study, the settings grid's included, multiplies its
+            learning rate by ``reduce_lr_factor`` after this many epochs without a rise of the
+            validation balanced accuracy (Keras' ``ReduceLROnPlateau``; a note says so); ``None``:
+            a constant learning rate.
+        reduce_lr_factor: the factor of each reduction, in (0, 1).
         grid: classifier settings to choose from on validation, once for the whole study, with
             :func:`select_classifier_settings` (e.g. :data:`DEFAULT_GRID`); the winner is used by
             every arm and seed. ``None``: no selection.
@@ -830,7 +881,7 @@ def run_utility_study(
             comes from); the intervals then resample whole units instead of images (``None``: images).
         classic_aug: augmentation ``(x, generator) -> x`` for the ``classic_aug`` arms (default :class:`ClassicAug`).
         size: images are resized to ``size x size``.
-        positive_class: binary tasks only: the class of ``sens_at_spec90``.
+        positive_class: binary tasks only: the class of ``sens_at_spec90`` and ``sens_at_spec80``.
         metric: the metric that ranks arms and is tested (default balanced accuracy).
         device: where to train.
         progress: show a tqdm bar over runs.
@@ -854,6 +905,10 @@ def run_utility_study(
         f"intervals resample seeds and whole groups of test images ({len(np.unique(test_groups))} groups), not single images"]
     if grid is not None and settings is not None:
         raise ValueError("Pass grid= (choose the settings on validation) or settings= (fixed), not both.")
+    _check_reduce_lr(reduce_lr_patience, reduce_lr_factor)
+    if reduce_lr_patience is not None:
+        notes.append(f"every run multiplied its learning rate by {reduce_lr_factor:g} after {reduce_lr_patience} "
+                     "epoch(s) without a rise of the validation balanced accuracy (ReduceLROnPlateau)")
     if max_train_total is not None:
         if max_train_per_class is not None:
             raise ValueError("Pass max_train_total= (proportional) or max_train_per_class=, not both.")
@@ -893,7 +948,7 @@ def run_utility_study(
     else:
         samplers = {"": sampler} if sampler is not None else {}
     runs = _expand_arms(arms, list(samplers) if samplers else None)
-    metric_names = ["balanced_accuracy", "macro_auc", "minority_recall"] + (["sens_at_spec90"] if k == 2 else [])
+    metric_names = ["balanced_accuracy", "macro_auc", "minority_recall"] + (list(SENS_AT_SPEC) if k == 2 else [])
     metric_names += [f"f1[{c}]" for c in class_names] + ["accuracy"]
     if metric not in metric_names:
         raise ValueError(f"metric must be one of {metric_names}, got {metric!r}.")
@@ -921,7 +976,7 @@ def run_utility_study(
         _check_builder(build_classifier, points)
         sel_seed = int(max(seeds)) + 1 if selection_seed is None else int(selection_seed)
         chosen, settings_table = _fit_grid(build_classifier, t_tr, l_tr, t_va, l_va, points, sel_seed, batch_size,
-                                           device, k, chance_tol, progress)
+                                           device, k, chance_tol, progress, reduce_lr_patience, reduce_lr_factor)
         source = "grid"
     elif settings is not None:
         chosen = ClassifierSettings.coerce(dict(settings) if isinstance(settings, Mapping) else settings)
@@ -963,7 +1018,7 @@ def run_utility_study(
             net = _build(build_classifier, chosen)
             fit = fit_classifier(
                 net, x, y, t_va, l_va, num_epochs=int(chosen.epochs), batch_size=batch_size, lr=chosen.lr,
-                patience=chosen.patience,
+                patience=chosen.patience, reduce_lr_patience=reduce_lr_patience, reduce_lr_factor=reduce_lr_factor,
                 class_weights=weights if base == "real+class_weights" else None,
                 oversample=base == "real+oversample",
                 augment=augment if base.endswith("classic_aug") else None,
@@ -1047,7 +1102,8 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
         utility_kw.pop("grid", None)
         utility_kw["settings"] = {k: v for k, v in full.settings.items() if k != "source"}
     elif utility_kw.get("grid") is not None:
-        sel_kw = {key: utility_kw[key] for key in ("batch_size", "size", "chance_tol", "device") if key in utility_kw}
+        sel_kw = {key: utility_kw[key] for key in ("batch_size", "size", "chance_tol", "reduce_lr_patience",
+                                                   "reduce_lr_factor", "device") if key in utility_kw}
         sel_seed = utility_kw.pop("selection_seed", None)
         chosen, _ = select_classifier_settings(build_classifier, train, val, utility_kw.pop("grid"),
                                                int(max(seeds)) + 1 if sel_seed is None else int(sel_seed), **sel_kw)

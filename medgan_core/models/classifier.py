@@ -16,8 +16,9 @@ Images from the datasets (uint8 ``(N, H, W)`` or ``(N, H, W, C)``) become classi
 through :func:`images_to_tensor`, which also resizes them. Models are built from the names used
 in ``params/*.yaml`` through :data:`CLASSIFIERS` and :func:`build_classifier`.
 :func:`fit_classifier` is the one training loop (Adam, optional class weights, balanced
-oversampling and augmentation, early stopping on validation balanced accuracy, best-validation
-weights restored); :func:`predict_proba` gives class probabilities in eval mode.
+oversampling and augmentation, optional learning-rate reduction on a validation plateau, early
+stopping on validation balanced accuracy, best-validation weights restored);
+:func:`predict_proba` gives class probabilities in eval mode.
 :class:`ClassifierSettings` bundles what the utility harness chooses on validation (width,
 learning rate, epochs, patience) and :data:`DEFAULT_GRID` is its small default grid
 (``medgan_core.metrics.utility.select_classifier_settings`` picks one point of it).
@@ -276,7 +277,8 @@ class FitResult:
         best_val_balanced_accuracy: validation balanced accuracy of those weights (NaN without
             a validation set).
         epochs_run: epochs actually trained (fewer than asked when early stopping fired).
-        history: one row per epoch: ``epoch, train_loss, val_loss, val_balanced_accuracy``.
+        history: one row per epoch: ``epoch, train_loss, val_loss, val_balanced_accuracy, lr`` (``lr``:
+            the Adam learning rate the epoch trained with).
     """
 
     best_epoch: int
@@ -307,6 +309,27 @@ def _balanced_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) -
         parts.append(torch.cat([idx, extra]))
     all_idx = torch.cat(parts)
     return all_idx[torch.randperm(len(all_idx), generator=gen)]
+
+
+REDUCE_LR_MIN_DELTA = 1e-4  # Keras' ReduceLROnPlateau min_delta: a smaller rise of balanced accuracy is no improvement
+
+
+def _check_reduce_lr(reduce_lr_patience: int | None, reduce_lr_factor: float) -> None:
+    """Raise a ValueError naming the argument unless both learning-rate reduction settings are valid.
+
+    Args:
+        reduce_lr_patience: ``None`` or an int >= 1.
+        reduce_lr_factor: a number in (0, 1).
+    """
+    if reduce_lr_patience is not None and (isinstance(reduce_lr_patience, bool)
+                                           or not isinstance(reduce_lr_patience, (int, np.integer))
+                                           or reduce_lr_patience < 1):
+        raise ValueError(f"reduce_lr_patience must be an int >= 1 (epochs without improvement before the learning "
+                         f"rate drops) or None (constant learning rate), got {reduce_lr_patience!r}.")
+    if isinstance(reduce_lr_factor, bool) or not isinstance(reduce_lr_factor, (int, float, np.number)) \
+            or not 0.0 < float(reduce_lr_factor) < 1.0:
+        raise ValueError(f"reduce_lr_factor must be a number in (0, 1) (the learning rate is multiplied by it), got "
+                         f"{reduce_lr_factor!r}; e.g. 0.5 halves it.")
 
 
 @torch.no_grad()
@@ -344,6 +367,8 @@ def fit_classifier(
     class_weights: torch.Tensor | None = None,
     oversample: bool = False,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    reduce_lr_patience: int | None = None,
+    reduce_lr_factor: float = 0.5,
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
@@ -353,8 +378,19 @@ def fit_classifier(
     After each epoch the validation balanced accuracy is computed (ties broken by the lower
     validation loss); training stops after ``patience`` epochs without improvement and the best
     epoch's weights are loaded back into ``net``. Without a validation set the last weights
-    are kept. The shuffling order and augmentation draws come from a generator seeded with
-    ``seed``; seed the weights' initialisation yourself before building ``net``.
+    are kept.
+
+    With ``reduce_lr_patience`` the learning rate is reduced on a plateau, as Keras'
+    ``ReduceLROnPlateau(monitor=val balanced accuracy, factor, patience)`` does:
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau`` in mode ``"max"`` is stepped once per epoch
+    with the validation balanced accuracy, and after ``reduce_lr_patience`` epochs in a row
+    without a rise of more than 1e-4 (Keras' ``min_delta``) the learning rate is multiplied by
+    ``reduce_lr_factor`` for the following epochs (torch counts one more epoch than Keras for
+    the same patience, so it is given ``reduce_lr_patience - 1``). The history's ``lr`` column
+    shows the learning rate of each epoch.
+
+    The shuffling order and augmentation draws come from a generator seeded with ``seed``; seed
+    the weights' initialisation yourself before building ``net``.
 
     Args:
         net: the classifier (modified in place).
@@ -371,6 +407,9 @@ def fit_classifier(
         oversample: draw each epoch as a class-balanced random oversample (every class topped up
             to the largest class's count) instead of one pass over the data.
         augment: ``augment(x, generator) -> x`` applied to every training batch, or ``None``.
+        reduce_lr_patience: epochs without validation improvement before the learning rate is
+            multiplied by ``reduce_lr_factor`` (needs a validation set); ``None``: a constant learning rate.
+        reduce_lr_factor: the factor of each reduction, in (0, 1).
         seed: seed of the shuffling and augmentation generator.
         device: where to train.
         progress: show a tqdm bar over epochs.
@@ -386,10 +425,19 @@ def fit_classifier(
         raise ValueError("Pass both x_val and y_val, or neither.")
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}.")
+    _check_reduce_lr(reduce_lr_patience, reduce_lr_factor)
+    if reduce_lr_patience is not None and x_val is None:
+        raise ValueError("reduce_lr_patience needs a validation set (x_val, y_val) whose balanced accuracy it "
+                         "watches; pass them, or reduce_lr_patience=None.")
     num_classes = int(getattr(net, "num_classes", int(y_train.max()) + 1))
     gen = torch.Generator().manual_seed(int(seed))
     net.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = None
+    if reduce_lr_patience is not None:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=float(reduce_lr_factor), patience=int(reduce_lr_patience) - 1,
+            threshold=REDUCE_LR_MIN_DELTA, threshold_mode="abs")
     weight = class_weights.to(device, torch.float32) if class_weights is not None else None
     y_train = y_train.long()
     best_key: tuple[float, float] | None = None
@@ -398,6 +446,7 @@ def fit_classifier(
     epochs = tqdm(range(1, num_epochs + 1), desc="epochs", leave=False, disable=not progress)
     for epoch in epochs:
         net.train()
+        epoch_lr = float(opt.param_groups[0]["lr"])  # the learning rate of this epoch's steps
         if oversample:
             order = _balanced_indices(y_train, num_classes, gen)
         else:
@@ -417,7 +466,8 @@ def fit_classifier(
             opt.step()
             total += loss.item() * len(idx)
             seen += len(idx)
-        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": np.nan, "val_balanced_accuracy": np.nan}
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "val_loss": np.nan, "val_balanced_accuracy": np.nan,
+               "lr": epoch_lr}
         if x_val is not None:
             proba = predict_proba(net, x_val, device=device)
             y_v = y_val.long().numpy()
@@ -429,6 +479,8 @@ def fit_classifier(
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 stale += 1
+            if scheduler is not None:
+                scheduler.step(row["val_balanced_accuracy"])  # once per epoch, on the watched score
         else:
             best_epoch = epoch
         rows.append(row)

@@ -21,12 +21,14 @@ Shapes, for an image side ``S`` in {16, 32, 64, 128} (a power of two, at least 1
 The generator and trunk are reused by the conditional WGAN-GP (:mod:`.cgan`) and by BAGAN
 (:mod:`.bagan`, whose autoencoder is a trunk encoder plus a generator decoder).
 Built by name through :func:`medgan_core.models.registry.build_gan` (``"dcgan"``), which calls
-:func:`build`; :func:`train_step` is one update of every class's pair.
+:func:`build`; :func:`train_step` is one update of every class's pair. The per-class pairing
+(:func:`build_per_class`, :func:`train_per_class`) is shared with the simple GAN (:mod:`.simple_gan`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -208,17 +210,20 @@ def discriminator(name: str = "dcgan", *, image_size: int = 32, channels: int = 
     return Discriminator(image_size, channels, width_D)
 
 
-def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
-    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: one pair, or one per class.
+def build_per_class(name: str, settings: dict[str, Any], generator_fn: Callable[..., nn.Module],
+                    discriminator_fn: Callable[..., nn.Module]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """Seeded unconditional pairs of a family: one pair, or one per class (DCGAN, the simple GAN).
 
     With ``K = settings["num_classes"] > 1``: ``nn.ModuleList``s of ``K`` generators and ``K``
     discriminators, pair ``c`` built right after ``torch.manual_seed(seed + c)`` (so it equals a
-    standalone DCGAN built after that seed); with ``K = 1``: one pair after ``torch.manual_seed(seed)``.
+    standalone pair built after that seed); with ``K = 1``: one pair after ``torch.manual_seed(seed)``.
 
     Args:
-        name: ``"dcgan"``.
+        name: the registry name, passed on to the builders.
         settings: the registry's settings (``num_classes``, ``nz``, ``image_size``, ``channels``,
             ``width_G``, ``width_D``, ``seed``).
+        generator_fn: the family's ``generator(name, *, nz, image_size, channels, width_G)``.
+        discriminator_fn: the family's ``discriminator(name, *, image_size, channels, width_D)``.
 
     Returns:
         ``(net_G, net_D, extras)`` on the CPU; ``extras`` is empty.
@@ -227,37 +232,39 @@ def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, di
     pairs = []
     for c in range(s["num_classes"]):
         torch.manual_seed(s["seed"] + c)
-        pairs.append((generator(name, nz=s["nz"], image_size=s["image_size"], channels=s["channels"], width_G=s["width_G"]),
-                      discriminator(name, image_size=s["image_size"], channels=s["channels"], width_D=s["width_D"])))
+        pairs.append((generator_fn(name, nz=s["nz"], image_size=s["image_size"], channels=s["channels"],
+                                   width_G=s["width_G"]),
+                      discriminator_fn(name, image_size=s["image_size"], channels=s["channels"], width_D=s["width_D"])))
     if len(pairs) == 1:
         return pairs[0][0], pairs[0][1], {}
     return nn.ModuleList(g for g, _ in pairs), nn.ModuleList(d for _, d in pairs), {}
 
 
-def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
-    """One non-saturating GAN update of every class's pair (one discriminator step, one generator step).
+def train_per_class(gan: "GAN", data: Any, step: int, loss: str = "nonsaturating") -> dict[str, float]:
+    """One update of every class's unconditional pair (one discriminator step, one generator step).
 
     For each class ``c``: ``x_real = data.batch(step, cls=c)[0]`` (with ``K = 1``: ``data.batch(step)``,
     all images), one fake batch ``G_c(z)`` with ``z ~ N(0, I)`` from the global RNG, used by both
     updates as in the DCGAN reference loop (the discriminator sees it detached), then
-    :func:`~medgan_core.train.loop.adversarial_step` on ``loss_D = E[softplus(-D(x))] + E[softplus(D(G(z)))]``
-    and ``loss_G = E[softplus(-D(G(z)))]``. The EMA (if any) is updated after the generator steps.
+    :func:`~medgan_core.train.loop.adversarial_step` with the losses ``get_losses(loss)``. The EMA
+    (if any) is updated after the generator steps.
 
     Args:
-        gan: a ``"dcgan"`` GAN.
+        gan: a GAN built by :func:`build_per_class` (``"dcgan"``, ``"simple_gan"``).
         data: an :class:`~medgan_core.train.trainer.ImageBatches`.
         step: the 0-based training step.
+        loss: a name of :func:`~medgan_core.losses.get_losses`.
 
     Returns:
         ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``; with ``K > 1`` each also per class
         (``loss_D_c0``, ...) and the plain names hold the means over classes.
     """
-    d_loss, g_loss = get_losses("nonsaturating")
+    d_loss, g_loss = get_losses(loss)
     nz, amp = gan.settings["nz"], gan.settings["amp"]
     per_class = isinstance(gan.net_G, nn.ModuleList)
     pairs = list(zip(gan.net_G, gan.net_D)) if per_class else [(gan.net_G, gan.net_D)]
     if per_class and getattr(data, "num_classes", len(pairs)) != len(pairs):
-        raise ValueError(f"the per-class DCGAN has {len(pairs)} pairs but the data {data.num_classes} classes; "
+        raise ValueError(f"the per-class {gan.name} has {len(pairs)} pairs but the data {data.num_classes} classes; "
                          "build it with num_classes=data.num_classes.")
     out: dict[str, float] = {}
     for c, (net_G, net_D) in enumerate(pairs):
@@ -275,3 +282,39 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     if gan.ema is not None:
         gan.ema.update(gan.net_G)
     return out
+
+
+def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """Seeded networks for :func:`~medgan_core.models.registry.build_gan`: one pair, or one per class.
+
+    :func:`build_per_class` with the DCGAN :func:`generator` and :func:`discriminator`: pair ``c``
+    built right after ``torch.manual_seed(seed + c)``.
+
+    Args:
+        name: ``"dcgan"``.
+        settings: the registry's settings (``num_classes``, ``nz``, ``image_size``, ``channels``,
+            ``width_G``, ``width_D``, ``seed``).
+
+    Returns:
+        ``(net_G, net_D, extras)`` on the CPU; ``extras`` is empty.
+    """
+    return build_per_class(name, settings, generator, discriminator)
+
+
+def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
+    """One non-saturating GAN update of every class's pair (:func:`train_per_class`).
+
+    ``loss_D = E[softplus(-D(x))] + E[softplus(D(G(z)))]`` and ``loss_G = E[softplus(-D(G(z)))]``,
+    one discriminator and one generator step per class on the class's own batch, one fake batch
+    reused by both.
+
+    Args:
+        gan: a ``"dcgan"`` GAN.
+        data: an :class:`~medgan_core.train.trainer.ImageBatches`.
+        step: the 0-based training step.
+
+    Returns:
+        ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``; with ``K > 1`` each also per class
+        (``loss_D_c0``, ...) and the plain names hold the means over classes.
+    """
+    return train_per_class(gan, data, step, "nonsaturating")

@@ -18,18 +18,22 @@ the weights with ``torch.manual_seed``; ``generator``/``discriminator`` build on
 | `bagan_gp`           | :mod:`.bagan`       | BAGAN-GP (needs ``autoencoder=`` and ``latent=``)       | (0.5, 0.9)   | 2e-4     |
 | `sqaggan`            | :mod:`.sqaggan`     | SQ-AGGAN (``num_features``, ``lam``, ``grad_checkpoint``) | (0.5, 0.9) | 1e-4     |
 | `sqaggan_no_lstm`    | :mod:`.sqaggan`     | its ablation without the Bi-ConvLSTMs                   | (0.5, 0.9)   | 1e-4     |
+| `simple_gan`         | :mod:`.simple_gan`  | the simple conv GAN before DCGAN; per class like DCGAN  | (0.5, 0.999) | 2e-4     |
+| `biggan`             | :mod:`.biggan`      | BigGAN (class-conditional, hinge; truncation at sampling) | (0.0, 0.999) | G 1e-4, D 4e-4 |
 
-The learning rates (``PAPER_LR`` of each family file, where the source is named) are used when
-``lr_G``/``lr_D`` are 0. The small-data recipe adds named options to every image family, each
-keeping the family's objective: ``diffaug`` (differentiable augmentation of everything the
+The learning rates (``PAPER_LR`` of each family file, where the source is named: one value for
+both networks, or a ``(lr_G, lr_D)`` pair) are used when ``lr_G``/``lr_D`` are 0. The small-data
+recipe adds named options to every image family, each keeping the family's objective: ``diffaug`` (differentiable augmentation of everything the
 discriminator sees), ``ema_decay`` (an averaged generator for sampling; its batch-norm statistics
 recomputed from its own outputs, ``ema_batchnorm="recompute"``) and ``spectral_norm`` (spectral
-normalisation of every convolution and linear layer of the discriminator, Miyato et al. 2018).
+normalisation of every convolution and linear layer of the discriminator, Miyato et al. 2018;
+layers the family already normalises, as BigGAN's, are left as they are).
 
 :func:`sample` is the one sampler of the image GANs: latents ``z ~ N(0, I)`` from
 ``torch.Generator().manual_seed(seed)`` (BAGAN: ``c ~ N(mu_cls, Sigma_cls)`` from the same
 generator), the generator in eval mode, in batches; so one seed gives the same images wherever
-it is used.
+it is used. ``truncation=t`` draws ``z`` from the normal truncated to ``[-t, t]`` (BigGAN's
+truncation trick, :func:`truncated_normal`): fidelity for variety.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ from torch import Tensor, nn
 
 from medgan_core.data.augment import DiffAugment
 from medgan_core.losses import Lambdas
-from medgan_core.models import bagan, cgan, dcgan, sqaggan
+from medgan_core.models import bagan, biggan, cgan, dcgan, simple_gan, sqaggan
 from medgan_core.train.ema import EMA
 
-FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan) for name in family.NAMES}
+FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan)
+                                   for name in family.NAMES}
 GAN_NAMES: tuple[str, ...] = tuple(FAMILIES)
 # settings only some families take, with their defaults
 FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
@@ -108,7 +113,10 @@ class GAN:
         """Recompute the EMA generator's batch-norm statistics from its own outputs (see :func:`refresh_batchnorm`).
 
         A no-op without an EMA, without batch norm, or with ``ema_batchnorm="copy"`` (the EMA then
-        keeps the live generator's running statistics, which belong to other weights).
+        keeps the live generator's running statistics, which belong to other weights). A
+        class-conditional generator whose batch norms every class shares (``cwgan_gp``, ``biggan``)
+        gets one average over every class's passes; per-class generators (``nn.ModuleList``) and
+        BAGAN are refreshed class by class.
 
         Args:
             n: latents per forward pass and class.
@@ -117,17 +125,21 @@ class GAN:
         """
         if self.ema is None or self.settings.get("ema_batchnorm") != "recompute" or self.name in _NOT_SAMPLERS:
             return
+        net_G, latent = self.ema.module, self.extras.get("latent")
+        if latent is None and not isinstance(net_G, nn.ModuleList) and hasattr(net_G, "num_classes"):
+            refresh_batchnorm(net_G, n, batches, seed, cls=list(range(self.num_classes)))
+            return
         for cls in range(self.num_classes):
-            refresh_batchnorm(self.ema.module, n, batches, seed, cls=cls if self.num_classes > 1 else None,
-                              latent=self.extras.get("latent"))
+            refresh_batchnorm(net_G, n, batches, seed, cls=cls if self.num_classes > 1 else None, latent=latent)
 
-    def sample(self, cls: int, n: int, seed: int) -> Tensor:
+    def sample(self, cls: int, n: int, seed: int, truncation: float | None = None) -> Tensor:
         """``n`` images of class ``cls`` (see :func:`sample`), from the EMA weights if there are any.
 
         Args:
             cls: class index in ``0..num_classes-1`` (0 for an unconditional GAN).
             n: number of images.
             seed: seed of the latents.
+            truncation: the truncation threshold ``t > 0`` of the latents (``None``: none; not for BAGAN).
 
         Returns:
             `(n, C, S, S)` in [-1, 1], on the CPU.
@@ -140,11 +152,11 @@ class GAN:
         net_G = self.ema.module if self.ema is not None else self.net_G
         latent = self.extras.get("latent")
         takes_cls = latent is not None or isinstance(net_G, nn.ModuleList) or hasattr(net_G, "num_classes")
-        return sample(net_G, n, seed, cls=int(cls) if takes_cls else None, latent=latent)
+        return sample(net_G, n, seed, cls=int(cls) if takes_cls else None, latent=latent, truncation=truncation)
 
 
 @torch.no_grad()
-def refresh_batchnorm(net_G: nn.Module, n: int, batches: int, seed: int, cls: int | None = None,
+def refresh_batchnorm(net_G: nn.Module, n: int, batches: int, seed: int, cls: int | list[int] | None = None,
                       latent: nn.Module | None = None) -> None:
     """Replace a generator's batch-norm running statistics by the exact mean over its own outputs.
 
@@ -152,16 +164,26 @@ def refresh_batchnorm(net_G: nn.Module, n: int, batches: int, seed: int, cls: in
     the live generator whose running statistics it would otherwise copy; so the statistics are reset
     and recomputed (``momentum=None``: a cumulative average) over ``batches`` forward passes of
     ``n`` latents in train mode, then the generator goes back to eval mode. For per-class
-    generators (an ``nn.ModuleList``) only class ``cls``'s generator is refreshed.
+    generators (an ``nn.ModuleList``) only class ``cls``'s generator is refreshed. For a
+    class-conditional generator whose batch norms all classes share, ``cls`` may be a list of
+    classes: the statistics are reset once and averaged over ``batches`` passes of each.
 
     Args:
         net_G: the generator (or a per-class ``nn.ModuleList``).
         n: latents per forward pass.
-        batches: forward passes.
-        seed: seed of the first pass's latents (pass ``i`` uses ``seed + i``).
-        cls: the class (``None`` for an unconditional generator).
+        batches: forward passes (per class).
+        seed: seed of the first pass's latents (pass ``i`` uses ``seed + i``, for every class).
+        cls: the class (``None`` for an unconditional generator), or a list of classes of a
+            conditional generator (one with a ``num_classes`` attribute).
         latent: BAGAN's fitted class latent.
     """
+    several = isinstance(cls, (list, tuple, range))
+    classes = list(cls) if several else [cls]
+    if several and (isinstance(net_G, nn.ModuleList) or latent is not None or not hasattr(net_G, "num_classes")):
+        raise ValueError("a list of classes (cls=) is for one class-conditional generator whose batch norms every "
+                         "class shares; refresh per-class generators and BAGAN one class at a time.")
+    if several and not classes:
+        raise ValueError("cls is an empty list: pass at least one class.")
     target = net_G[int(cls)] if isinstance(net_G, nn.ModuleList) and cls is not None else net_G
     norms = [m for m in target.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -171,8 +193,9 @@ def refresh_batchnorm(net_G: nn.Module, n: int, batches: int, seed: int, cls: in
         m.reset_running_stats()
         m.momentum = None
     try:
-        for i in range(int(batches)):
-            sample(net_G, n, seed + i, cls=cls, latent=latent, batch_size=n, train_mode=True)
+        for c in classes:
+            for i in range(int(batches)):
+                sample(net_G, n, seed + i, cls=c, latent=latent, batch_size=n, train_mode=True)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
@@ -209,16 +232,16 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
 
     Args:
         name: one of :data:`GAN_NAMES`.
-        num_classes: classes to generate (``dcgan``: ``K > 1`` builds one DCGAN per class).
-        image_size: image side ``S`` (a power of two >= 16; SQ-AGGAN: unused).
+        num_classes: classes to generate (``dcgan``, ``simple_gan``: ``K > 1`` builds one pair per class).
+        image_size: image side ``S`` (a power of two >= 16; ``biggan``: >= 32; SQ-AGGAN: unused).
         channels: image channels.
-        nz: latent (BAGAN: code) size.
+        nz: latent (BAGAN: code) size (``biggan``: divisible by ``log2(S / 4) + 1``, e.g. 120).
         width_G: generator width (SQ-AGGAN: base width of G; BAGAN autoencoder: decoder width).
         width_D: discriminator width (BAGAN autoencoder: encoder width).
         lr_G: Adam learning rate of ``net_G`` (of the autoencoder for ``bagan_autoencoder``); 0: the
-            family's paper value (``PAPER_LR``, table above).
-        lr_D: Adam learning rate of ``net_D``; 0: the family's paper value.
-        n_critic: critic steps per generator step (WGAN-GP families and SQ-AGGAN).
+            family's paper value (``PAPER_LR``, table above; ``biggan``: 5e-5).
+        lr_D: Adam learning rate of ``net_D``; 0: the family's paper value (``biggan``: 2e-4).
+        n_critic: critic steps per generator step (WGAN-GP families, SQ-AGGAN and BigGAN, whose paper uses 2).
         gp_weight: gradient-penalty weight (WGAN-GP families; SQ-AGGAN uses ``lam.gp``).
         ema_decay: decay of an EMA of ``net_G`` (0: none).
         ema_batchnorm: ``"recompute"``: the EMA generator's batch-norm statistics are recomputed from
@@ -231,7 +254,8 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
             translation, cutout) of every image the discriminator sees (image GANs; the paper's
             objective is unchanged).
         spectral_norm: spectral normalisation of every convolution and linear layer of ``net_D``
-            (Miyato et al. 2018; image GANs).
+            (Miyato et al. 2018; image GANs); layers that already carry a parametrization of their
+            weight (BigGAN's, spectrally normalised by the family) are skipped.
         autoencoder: ``bagan``/``bagan_gp``: the trained :class:`~medgan_core.models.bagan.Autoencoder`.
         latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
         **family_kw: SQ-AGGAN: ``num_features`` (length of ``f``), ``lam``
@@ -262,7 +286,9 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
         raise ValueError(f"ema_batchnorm must be 'recompute' or 'copy', got {ema_batchnorm!r}.")
     if not lr_G >= 0 or not lr_D >= 0:
         raise ValueError(f"lr_G and lr_D must be >= 0 (0: the paper's {family.PAPER_LR[name]}), got {lr_G}, {lr_D}.")
-    lr_G, lr_D = lr_G or family.PAPER_LR[name], lr_D or family.PAPER_LR[name]
+    paper_lr = family.PAPER_LR[name]  # one rate for both networks, or a `(lr_G, lr_D)` pair
+    paper_G, paper_D = paper_lr if isinstance(paper_lr, tuple) else (paper_lr, paper_lr)
+    lr_G, lr_D = lr_G or paper_G, lr_D or paper_D
     device = torch.device(device)
     settings: dict[str, Any] = dict(num_classes=int(num_classes), image_size=image_size, channels=channels, nz=nz,
                                     width_G=width_G, width_D=width_D, lr_G=lr_G, lr_D=lr_D, n_critic=int(n_critic),
@@ -275,8 +301,8 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     else:
         net_G, net_D, extras = family.build(name, settings)
     if spectral_norm:
-        for module in list(net_D.modules()):
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+        for module in list(net_D.modules()):  # layers already normalised (BigGAN's) are left as they are
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and not nn.utils.parametrize.is_parametrized(module, "weight"):
                 nn.utils.parametrizations.spectral_norm(module)
     net_G = net_G.to(device).train()  # train mode even when copied from a network left in eval mode
     net_D = net_D.to(device).train() if net_D is not None else None
@@ -316,15 +342,41 @@ def sample_like(gan: Any, labels: Any, max_per_class: int, seed: int) -> tuple[T
     return images, np.concatenate([np.full(int(counts[c]), c, dtype=np.int64) for c in kept])
 
 
+def truncated_normal(n: int, nz: int, gen: torch.Generator, truncation: float) -> Tensor:
+    """Latents from the standard normal truncated to ``[-t, t]`` (BigGAN's truncation trick).
+
+    ``z = torch.randn(n, nz, generator=gen)``; then every entry with ``|z| > t`` is redrawn from
+    ``gen``, again and again until all lie within ``t``. Smaller ``t``: images closer to the mode,
+    more faithful and less varied (Brock et al. 2019, Sec. 3.1).
+
+    Args:
+        n: number of latents.
+        nz: latent size.
+        gen: the random generator every draw comes from.
+        truncation: the threshold ``t > 0``.
+
+    Returns:
+        `(n, nz)` float32 with every ``|entry| <= t``.
+    """
+    if not truncation > 0:
+        raise ValueError(f"truncation must be a threshold > 0 (or None for none), got {truncation}.")
+    z = torch.randn(n, nz, generator=gen)  # `(n, nz)`
+    outside = z.abs() > truncation
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=gen)
+        outside = z.abs() > truncation
+    return z
+
+
 @torch.no_grad()
 def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: nn.Module | None = None,
-           batch_size: int = 256, train_mode: bool = False) -> Tensor:
+           batch_size: int = 256, train_mode: bool = False, truncation: float | None = None) -> Tensor:
     """``n`` images from a generator with latents drawn from ``seed``, in eval mode (the mode is restored).
 
-    ``gen = torch.Generator().manual_seed(seed)``, then ``z = torch.randn(n, nz, generator=gen)``,
-    or for BAGAN ``z = latent.sample(full(n, cls), gen)``; images ``G(z)``, ``G(z, y = cls)`` for a
-    conditional generator (one with a ``num_classes`` attribute), or ``G_cls(z)`` for an
-    ``nn.ModuleList`` of per-class generators.
+    ``gen = torch.Generator().manual_seed(seed)``, then ``z = torch.randn(n, nz, generator=gen)``
+    (with ``truncation=t``: :func:`truncated_normal`), or for BAGAN ``z = latent.sample(full(n, cls), gen)``;
+    images ``G(z)``, ``G(z, y = cls)`` for a conditional generator (one with a ``num_classes``
+    attribute), or ``G_cls(z)`` for an ``nn.ModuleList`` of per-class generators.
 
     Args:
         net_G: the generator (or an ``nn.ModuleList`` of per-class generators).
@@ -335,6 +387,8 @@ def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: 
         batch_size: images per forward pass.
         train_mode: run in train mode (batch norm uses, and updates, batch statistics; for
             :func:`refresh_batchnorm`).
+        truncation: redraw every latent entry with ``|z| > truncation`` (a threshold > 0; ``None``:
+            no truncation; not with BAGAN's ``latent``).
 
     Returns:
         `(n, C, S, S)` float in [-1, 1], on the CPU.
@@ -350,9 +404,16 @@ def sample(net_G: nn.Module, n: int, seed: int, cls: int | None = None, latent: 
         raise ValueError(f"{type(net_G).__name__} is unconditional: pass cls=None (or latent= for BAGAN).")
     if latent is not None and cls is None:
         raise ValueError("BAGAN latents are per class: pass cls.")
+    if truncation is not None and latent is not None:
+        raise ValueError("truncation is for latents z ~ N(0, I); BAGAN's class latents (latent=) take none: "
+                         "pass truncation=None.")
+    if truncation is not None and not truncation > 0:
+        raise ValueError(f"truncation must be a threshold > 0 (or None for none), got {truncation}.")
     gen = torch.Generator().manual_seed(int(seed))
     if latent is not None:
         z = latent.sample(torch.full((n,), int(cls), dtype=torch.long), gen)  # `(n, nz)`
+    elif truncation is not None:
+        z = truncated_normal(n, net_G.nz, gen, truncation)  # `(n, nz)`, every entry within the threshold
     else:
         z = torch.randn(n, net_G.nz, generator=gen)  # `(n, nz)`
     y = torch.full((n,), int(cls), dtype=torch.long) if conditional else None
