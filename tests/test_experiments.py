@@ -232,3 +232,48 @@ def test_sqaggan_cost_table_labels_measured_and_estimated_rows():
     assert closing.loc["parameters", "write-up"] == "62,406,016" and closing.loc["parameters", "ours (this run)"].startswith("62,625,029")
     assert closing.loc["training memory, batch 32", "ours (this run)"] == "11,400 MB (width 84, fp32; measured on NVIDIA H200)"
     assert closing.loc["parameters", "write-up: who"] == "SQ-AGGAN paper (quoted in the write-up)"
+
+
+# ---------------------------------------------------------------- experiment 02 (ISIC write-up)
+from medgan_core.experiments import isic_skin_lesions as isic_writeup  # noqa: E402
+
+
+def test_isic_look_alike_needs_a_trend_and_enough_validations():
+    flat = {m: {"rho": 0.1, "p": 0.6} for m in ("ms_ssim", "recall", "coverage", "nn_ratio")}
+    assert isic_writeup.look_alike_evidence(flat, 4000, 8)[0] == "not seen at our scale"
+    alike = flat | {"ms_ssim": {"rho": 0.9, "p": 0.001}, "recall": {"rho": -0.8, "p": 0.01}}
+    verdict, text = isic_writeup.look_alike_evidence(alike, 4000, 8)
+    assert verdict == "supported at our scale" and "more alike" in text and "recall fell" in text
+    copying = flat | {"nn_ratio": {"rho": -0.9, "p": 0.001}}
+    assert isic_writeup.look_alike_evidence(copying, 4000, 8)[0] == "supported at our scale"
+    assert isic_writeup.look_alike_evidence(flat, 4000, 3)[0].startswith("withheld")
+    nan = flat | {"recall": {"rho": float("nan"), "p": float("nan")}}
+    assert isic_writeup.look_alike_evidence(nan, 4000, 8)[0].startswith("withheld")
+
+
+def test_isic_batch_evidence_reads_interval_overlap():
+    rows = {16: {"fid": 10.0, "fid_ci_low": 9.0, "fid_ci_high": 11.0, "steps": 100},
+            64: {"fid": 5.0, "fid_ci_low": 4.0, "fid_ci_high": 6.0, "steps": 25}}
+    verdict, text = isic_writeup.batch_evidence(rows, 1600)
+    assert verdict.startswith("supported") and "batch 16 (100 steps)" in text and "1,600" in text
+    rows[64] = {"fid": 10.5, "fid_ci_low": 9.5, "fid_ci_high": 12.0, "steps": 25}
+    assert isic_writeup.batch_evidence(rows, 1600)[0].startswith("not shown")
+    rows[64] = {"fid": 20.0, "fid_ci_low": 18.0, "fid_ci_high": 22.0, "steps": 25}
+    assert isic_writeup.batch_evidence(rows, 1600)[0].startswith("contradicted")
+
+
+def test_isic_dcgan_first_and_no_help_and_the_claims_table():
+    fid = {"dcgan": {"fid": 3.0, "fid_ci_low": 2.5, "fid_ci_high": 3.5}, "biggan": {"fid": 8.0, "fid_ci_low": 7.0, "fid_ci_high": 9.0}}
+    floor_rows = {"dcgan": {"passed": True}, "biggan": {"passed": True}}
+    assert isic_writeup.dcgan_first_evidence(floor_rows, fid, {"dcgan": 200, "biggan": 400})[0] == "supported at our scale"
+    floor_rows["dcgan"]["passed"] = False
+    assert isic_writeup.dcgan_first_evidence(floor_rows, fid, {"dcgan": 200, "biggan": 400})[0].startswith("contradicted")
+    assert isic_writeup.no_help_evidence(None, [], {"dcgan": "2.0"})[0].startswith("withheld")
+    test = SimpleNamespace(gan_arm="real+gan[dcgan]", base_arm="real+classic_aug", mean_diff=0.01, ci_low=-0.02,
+                           ci_high=0.04, n_seeds=5)
+    assert isic_writeup.no_help_evidence(test, ["dcgan"], {"dcgan": "2.0"})[0] == "supported (no measurable help)"
+    test.ci_low = 0.005
+    assert isic_writeup.no_help_evidence(test, ["dcgan"], {"dcgan": "2.0"})[0].startswith("contradicted")
+    table = isic_writeup.claims_table({"no_help": ("x", "y")})
+    assert len(table) == len(isic_writeup.CLAIMS) and table.iloc[0]["our verdict"] == "x"
+    assert table.iloc[-1]["our verdict"] == "not tested here" and "experiment 04" in table.iloc[-1]["our evidence"]
