@@ -55,6 +55,18 @@ def test_small_cnn_shapes(in_channels, size, width):
     assert SmallCNN(in_channels, 2, width=width, image_size=size, feature_dim=7).features(x).shape == (5, 7)
 
 
+@pytest.mark.parametrize("size", [16, 64])
+def test_small_cnn_stem_stride_halves_like_the_pool(size):
+    torch.manual_seed(0)
+    pooled, strided = SmallCNN(3, 2, width=4, image_size=size), SmallCNN(3, 2, width=4, image_size=size, stem_stride=2)
+    x = torch.randn(3, 3, size, size)
+    assert pooled.body(x).shape == strided.body(x).shape == (3, 16, size // 8, size // 8)
+    assert sum(p.numel() for p in pooled.parameters()) == sum(p.numel() for p in strided.parameters())
+    assert isinstance(strided.body[0][3], torch.nn.Identity) and strided.body[0][0].stride == (2, 2)
+    with pytest.raises(ValueError, match="stem_stride must be 1"):
+        SmallCNN(3, 2, stem_stride=4)
+
+
 def test_small_cnn_rejects_bad_input():
     with pytest.raises(ValueError, match="image_size must be >= 16"):
         SmallCNN(1, 2, image_size=8)

@@ -274,6 +274,9 @@ def test_isic_dcgan_first_and_no_help_and_the_claims_table():
     assert isic_writeup.no_help_evidence(test, ["dcgan"], {"dcgan": "2.0"})[0] == "supported (no measurable help)"
     test.ci_low = 0.005
     assert isic_writeup.no_help_evidence(test, ["dcgan"], {"dcgan": "2.0"})[0].startswith("contradicted")
+    test.ci_low, test.ci_high = -0.11, -0.05  # would read "hurt", but the utility verdict was withheld
+    verdict, evidence = isic_writeup.no_help_evidence(test, ["dcgan"], {"dcgan": "2.0"}, withheld=True)
+    assert verdict.startswith("withheld") and "hurt" not in verdict and "-0.110" in evidence
     table = isic_writeup.claims_table({"no_help": ("x", "y")})
     assert len(table) == len(isic_writeup.CLAIMS) and table.iloc[0]["our verdict"] == "x"
     assert table.iloc[-1]["our verdict"] == "not tested here" and "experiment 04" in table.iloc[-1]["our evidence"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -453,8 +455,10 @@ def test_verdict_is_withheld_when_the_baseline_is_mostly_degenerate():
                            "was degenerate in 3 of 5 seeds")
     assert "helped" not in text and "For the record: real+gan[x] minus real" in text
     table.loc[(table.arm == "real") & (table.seed == 3), "degenerate"] = ""  # 2 of 5: not most, a verdict again
-    assert verdict_sentence(paired_comparison(table, "real+gan[x]", "real"),
-                            summarise(table, ["balanced_accuracy"])).startswith("Adding GAN images")
+    again = verdict_sentence(paired_comparison(table, "real+gan[x]", "real"), summarise(table, ["balanced_accuracy"]))
+    assert again.startswith("Adding GAN images")
+    stub = lambda v: SimpleNamespace(verdict=v)  # noqa: E731
+    assert UtilityResult.withheld.fget(stub(text)) and not UtilityResult.withheld.fget(stub(again))
 
 
 def test_planted_one_class_classifier_end_to_end(task):
@@ -467,6 +471,7 @@ def test_planted_one_class_classifier_end_to_end(task):
     assert res.summary.groupby("arm").n_degenerate.first().to_dict() == {"real": 3, "real+gan": 3}
     assert res.paired_test is None
     assert res.verdict.startswith("No verdict about GAN images: the baseline cannot see an effect")
+    assert res.withheld and res.as_dict()["withheld"] is True
     assert res.summary_table(["balanced_accuracy"])["degenerate runs"].tolist() == ["3 of 3", "3 of 3"]
     assert len(res.as_dict()["degenerate_runs"]) == 6
 

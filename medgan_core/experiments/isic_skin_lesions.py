@@ -116,19 +116,23 @@ def dcgan_first_evidence(floor_rows: Mapping[str, Mapping[str, Any]], fid_all: M
     return "not shown at our scale", text
 
 
-def no_help_evidence(paired: Any, arms: list[str], melanoma: Mapping[str, str]) -> tuple[str, str]:
+def no_help_evidence(paired: Any, arms: list[str], melanoma: Mapping[str, str], withheld: bool = False) -> tuple[str, str]:
     """``(verdict, evidence)`` on "GAN images did not help the melanoma class".
 
     Args:
         paired: the utility study's :class:`~medgan_core.metrics.utility.PairedTest` (``None``: no GAN arm ran).
         arms: generators that passed the floor (the only ones with GAN arms).
         melanoma: ``{model: "FID / reference" text}`` for the melanoma class (how poor the melanoma fakes are).
+        withheld: the utility study withheld its verdict (``UtilityResult.withheld``: a degenerate or
+            saturated baseline); the claim is then withheld too, its numbers kept for the record.
     """
     fakes = "; ".join(f"{LABELS[m]} melanoma FID / real reference {r}" for m, r in melanoma.items())
     if not arms or paired is None or paired.n_seeds < 2:
         return "withheld (no generator above the quality floor, or no paired test)", fakes
     text = (f"{paired.gan_arm} minus {paired.base_arm}: balanced accuracy {paired.mean_diff:+.3f} (95% CI "
             f"{paired.ci_low:+.3f} to {paired.ci_high:+.3f}, {paired.n_seeds} seeds; higher is better); {fakes}")
+    if withheld:
+        return "withheld (as the utility verdict of section 7 is: its baseline was degenerate or at the ceiling)", text
     if paired.ci_low > 0:
         return "contradicted (GAN images helped)", text
     return ("supported (GAN images hurt)" if paired.ci_high < 0 else "supported (no measurable help)"), text

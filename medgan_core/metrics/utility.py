@@ -113,6 +113,7 @@ Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uin
 Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labels `(N,)`
 CHANCE_TOL = 0.02  # a run whose validation balanced accuracy is <= 1/K + CHANCE_TOL is "at chance"
 CEILING_TOL = 0.02  # a baseline whose mean test score is >= 1 - CEILING_TOL has no room left to be improved
+WITHHELD = "No verdict about GAN images"  # how verdict_sentence opens when it withholds the verdict
 ONE_CLASS = "one class predicted for every test image"
 # Binary tasks: the sensitivity of the positive class at a fixed specificity, metric name -> specificity.
 SENS_AT_SPEC: dict[str, float] = {"sens_at_spec90": 0.90, "sens_at_spec80": 0.80}
@@ -209,6 +210,12 @@ class UtilityResult:
     test_proba: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     y_test: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def withheld(self) -> bool:
+        """Whether the verdict about GAN images was withheld (baseline degenerate or at the ceiling, or every run
+        of the compared arms degenerate): then no claim about GAN images may rest on :attr:`paired_test`."""
+        return self.verdict.startswith(WITHHELD)
+
     def summary_table(self, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
         """Wide table for a report: one row per arm, ``"mean (low to high)"`` per metric.
 
@@ -239,6 +246,7 @@ class UtilityResult:
             "arms": arms,
             "paired_test": self.paired_test.as_dict() if self.paired_test else None,
             "verdict": self.verdict,
+            "withheld": self.withheld,
             "n_synthetic": self.n_synthetic,
             "train_counts": self.train_counts,
             "notes": self.notes,
@@ -591,7 +599,7 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
     gan_run = summary is not None and "arm" in summary and summary.arm.astype(str).str.startswith("real+gan").any()
     if baseline in deg and 2 * deg[baseline][0] > deg[baseline][1] and (test is not None or gan_run):
         d, n = deg[baseline]
-        text = (f"No verdict about GAN images: the baseline cannot see an effect, because the {baseline} arm was "
+        text = (f"{WITHHELD}: the baseline cannot see an effect, because the {baseline} arm was "
                 f"degenerate in {d} of {n} seeds ({why}; see the degenerate column of the run table), "
                 f"so a GAN arm has no working classifier to be compared with; fix the classifier settings "
                 f"(choose them on validation, grid=...) before reading the arms.")
@@ -602,7 +610,7 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
     elif test is None:
         dead = [a for a in whole if a.startswith(("real+gan", *NON_GAN_ARMS))]
         if dead and gan_run:
-            text = (f"No verdict about GAN images: every run of {', '.join(dead)} was degenerate ({why}), so no arm "
+            text = (f"{WITHHELD}: every run of {', '.join(dead)} was degenerate ({why}), so no arm "
                     "adding GAN images could be compared with a non-GAN arm.")
         else:
             text = ("No arm adding GAN images to real ones was compared with a non-GAN arm, "
@@ -616,7 +624,7 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
         text = (f"With {test.n_seeds} seed no paired test is possible: {test.gan_arm} changed {name} by "
                 f"{_signed(test.mean_diff)} versus the best non-GAN arm ({test.base_arm}).")
     elif not test.significant and _arm_mean(summary, test.base_arm, test.metric) >= 1 - CEILING_TOL:
-        text = (f"No verdict about GAN images: the best non-GAN arm ({test.base_arm}) is at the ceiling ({name} "
+        text = (f"{WITHHELD}: the best non-GAN arm ({test.base_arm}) is at the ceiling ({name} "
                 f"{_arm_mean(summary, test.base_arm, test.metric):.3f} >= {1 - CEILING_TOL:.2f}), so a GAN arm had no room "
                 f"to show that it helps. For the record: {test.gan_arm} changed {name} by {_signed(test.mean_diff)} "
                 f"(95% CI {_signed(test.ci_low)} to {_signed(test.ci_high)}, paired t-test {_fmt_p(test.t_pvalue)}, "
@@ -629,10 +637,10 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
             f"the difference is {'significant' if test.significant else 'not significant'} "
             f"(paired t-test {_fmt_p(test.t_pvalue)}, Wilcoxon {_fmt_p(test.wilcoxon_pvalue)}, {test.n_seeds} seeds)."
         )
-    if test is not None and test.left_out and not text.startswith("No verdict"):
+    if test is not None and test.left_out and not text.startswith(WITHHELD):
         text += f" Left out of the paired test as degenerate: {'; '.join(test.left_out)}."
     unchosen = [a for a in whole if test is None or a not in (test.gan_arm, test.base_arm)]
-    if unchosen and test is not None and not text.startswith("No verdict"):
+    if unchosen and test is not None and not text.startswith(WITHHELD):
         text += f" Degenerate in every seed, so never chosen: {', '.join(unchosen)}."
     if summary is not None and not summary.empty:
         s = summary[summary.metric == (test.metric if test is not None else "balanced_accuracy")].set_index("arm")["mean"]
