@@ -55,7 +55,7 @@ def build_tiny(name: str, seed: int = 0, **kw):
 
 def test_names_and_families():
     assert GAN_NAMES == ("dcgan", "cwgan_gp", "bagan", "bagan_gp", "bagan_autoencoder", "sqaggan", "sqaggan_no_lstm",
-                         "simple_gan", "biggan")
+                         "simple_gan", "biggan", "feature_gan")
     assert FAMILIES["dcgan"] is dcgan and FAMILIES["cwgan_gp"] is cgan and FAMILIES["bagan_gp"] is bagan
     assert FAMILIES["sqaggan_no_lstm"] is sqaggan
     for name, family in FAMILIES.items():

@@ -44,6 +44,8 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 from tqdm.auto import tqdm
 
+from medgan_core.models.vgg_extractor import VGGFeatureClassifier
+
 MIN_SIZE = 16  # three 2x2 poolings leave 2x2 positions at 16 px
 
 
@@ -139,6 +141,7 @@ class SmallCNN(nn.Module):
 
 CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
+    "vgg_feature": VGGFeatureClassifier,  # experiment 03's extractor-classifier (models/vgg_extractor.py)
 }
 
 
@@ -146,10 +149,11 @@ def build_classifier(name: str, in_channels: int, num_classes: int, **kw: Any) -
     """Build a classifier from its name in :data:`CLASSIFIERS`.
 
     Args:
-        name: registry name as written in ``params/*.yaml`` (``"small_cnn"``).
+        name: registry name as written in ``params/*.yaml`` (``"small_cnn"``, ``"vgg_feature"``).
         in_channels: 1 (grayscale) or 3 (RGB).
         num_classes: number of classes.
-        **kw: passed to the constructor (``width``, ``image_size``, ``feature_dim``, ``dropout``, ``stem_stride``).
+        **kw: passed to the constructor (small CNN: ``width``, ``image_size``, ``feature_dim``, ``dropout``,
+            ``stem_stride``; VGG: ``width``, ``image_size``, ``split``, ``dropout``).
 
     Returns:
         The (untrained) classifier.

@@ -20,6 +20,7 @@ the weights with ``torch.manual_seed``; ``generator``/``discriminator`` build on
 | `sqaggan_no_lstm`    | :mod:`.sqaggan`     | its ablation without the Bi-ConvLSTMs                   | (0.5, 0.9)   | 1e-4     |
 | `simple_gan`         | :mod:`.simple_gan`  | the simple conv GAN before DCGAN; per class like DCGAN  | (0.5, 0.999) | 2e-4     |
 | `biggan`             | :mod:`.biggan`      | BigGAN (class-conditional, hinge; truncation at sampling) | (0.0, 0.999) | G 1e-4, D 4e-4 |
+| `feature_gan`        | :mod:`.feature_gan` | class-conditional GAN over CNN feature maps (``channels``, ``image_size`` of the map) | (0.5, 0.999) | G 1e-3, D 1e-4 (write-up) |
 
 The learning rates (``PAPER_LR`` of each family file, where the source is named: one value for
 both networks, or a ``(lr_G, lr_D)`` pair) are used when ``lr_G``/``lr_D`` are 0. The small-data
@@ -48,10 +49,10 @@ from torch import Tensor, nn
 
 from medgan_core.data.augment import DiffAugment
 from medgan_core.losses import Lambdas
-from medgan_core.models import bagan, biggan, cgan, dcgan, simple_gan, sqaggan
+from medgan_core.models import bagan, biggan, cgan, dcgan, feature_gan, simple_gan, sqaggan
 from medgan_core.train.ema import EMA
 
-FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan)
+FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan, feature_gan)
                                    for name in family.NAMES}
 GAN_NAMES: tuple[str, ...] = tuple(FAMILIES)
 # settings only some families take, with their defaults
@@ -84,6 +85,8 @@ class GAN:
         settings: what the family's step needs (``nz``, ``n_critic``, ``gp_weight``, ``amp``, ``lam``, ...).
         extras: modules checkpointed with the networks (BAGAN's ``"latent"``).
         ema: an EMA of ``net_G`` when ``ema_decay > 0``; sampling then uses the averaged weights.
+        extra_opts: optimisers of ``extras`` trained in the family's step, checkpointed with ``opt_G``
+            and ``opt_D`` (the feature GAN's classifier head, :func:`~medgan_core.models.feature_gan.attach_head`).
     """
 
     name: str
@@ -95,6 +98,7 @@ class GAN:
     settings: dict[str, Any]
     extras: dict[str, nn.Module] = field(default_factory=dict)
     ema: EMA | None = None
+    extra_opts: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
 
     def train_step(self, data: Any, step: int) -> dict[str, float]:
         """One training step of this GAN's family (``FAMILIES[name].train_step``).
@@ -282,6 +286,9 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     for option, on in (("diffaug", diffaug), ("spectral_norm", spectral_norm)):
         if on and (name.startswith("sqaggan") or name == "bagan_autoencoder"):
             raise ValueError(f"{option} is for the image GANs' discriminators; {name!r} has none it applies to.")
+    if diffaug and name == "feature_gan":
+        raise ValueError("diffaug augments images (colour, translation, cutout); feature_gan's discriminator sees "
+                         "feature maps: pass diffaug=False.")
     if ema_batchnorm not in ("recompute", "copy"):
         raise ValueError(f"ema_batchnorm must be 'recompute' or 'copy', got {ema_batchnorm!r}.")
     if not lr_G >= 0 or not lr_D >= 0:

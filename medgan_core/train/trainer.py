@@ -374,6 +374,11 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
         raise ValueError(f"gan.extras may not use the names {sorted(clash)}; they hold the networks.")
     models.update(gan.extras)
     optimizers = {"G": gan.opt_G, **({"D": gan.opt_D} if gan.opt_D is not None else {})}
+    extra_opts = getattr(gan, "extra_opts", {})
+    if set(optimizers) & set(extra_opts):
+        raise ValueError(f"gan.extra_opts may not use the names {sorted(set(optimizers) & set(extra_opts))}; they "
+                         "hold the networks' optimisers.")
+    optimizers.update(extra_opts)
     ckpt = latest_checkpoint(run_dir) if run_dir is not None else None
     resumed_from = int(ckpt.stem[len("ckpt_"):]) if ckpt is not None else 0
     written = (dt.datetime.fromtimestamp(ckpt.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
