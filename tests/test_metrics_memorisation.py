@@ -240,6 +240,24 @@ def test_a_share_of_near_copies_is_caught_by_the_fraction_below():
     assert memorisation_verdict(summary)["verdict"] == "closer than new real images"
 
 
+def test_closer_on_the_median_without_near_copies_says_so():
+    """Every generated point sits at 0.75 x the held-out median distance from a training point: the median ratio
+    falls below 1, but the share below the held-out 5th percentile does not rise: no near copies."""
+    rng = np.random.default_rng(0)
+    train, held = rng.normal(size=(400, 8)), rng.normal(size=(200, 8))
+    direction = rng.normal(size=(300, 8))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    fake = train[rng.integers(0, 400, 300)] + 0.75 * 1.54 * direction  # 1.54: the held-out median NN distance
+    summary = memorisation_stats(fake, train, held, image_intervals=True, n_boot=200, seed=0).summary
+    row = summary.loc["feature"]
+    assert row["median_ratio_ci_high"] < 1 and row["frac_fake_below_ci_high"] <= 0.05
+    out = memorisation_verdict(summary)
+    assert out["verdict"] == "closer than new real images"
+    assert "without near copies" in out["sentence"] and "a sign of memorisation" not in out["sentence"]
+    copies = memorisation_stats(train[:300] + 1e-3, train, held, image_intervals=True, n_boot=200, seed=0).summary
+    assert "a sign of memorisation" in memorisation_verdict(copies)["sentence"]
+
+
 def test_fresh_images_without_intervals_give_no_sign():
     feats, _ = make_sets()
     out = memorisation_verdict(memorisation_stats(feats["fresh"], feats["train"], feats["held"]).summary)
