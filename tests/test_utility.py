@@ -445,6 +445,23 @@ def test_planted_degenerate_run_is_flagged_and_left_out_of_the_verdict():
     assert paired_comparison(table.drop(columns="degenerate"), "real+gan[x]", "real").mean_diff < 0
 
 
+def test_arm_tests_give_every_gan_arm_its_own_paired_test():
+    table = planted_table()
+    extra = table[table.arm == "real+gan[x]"].assign(arm="synthetic_only[x]", degenerate="",
+                                                      balanced_accuracy=[0.60, 0.62, 0.61, 0.63, 0.64])
+    table = pd.concat([table, extra], ignore_index=True)
+    pt = paired_comparison(table, "real+gan[x]", "real")
+    res = UtilityResult(table, summarise(table, ["balanced_accuracy"]), pt, "", ["a", "b"], 0, {}, ["balanced_accuracy"])
+    tests = res.arm_tests()
+    assert tests.index.tolist() == ["real+gan[x]", "synthetic_only[x]"] and (tests.base_arm == "real").all()
+    assert tests.loc["real+gan[x]", "n_seeds"] == 4 and tests.loc["real+gan[x]", "mean_diff"] == pytest.approx(0.05)
+    assert tests.loc["synthetic_only[x]", "mean_diff"] == pytest.approx(-0.10)
+    assert tests.loc["synthetic_only[x]", "outcome"] == "hurt" and tests.loc["synthetic_only[x]", "t_pvalue"] < 0.05
+    assert res.as_dict()["arm_tests"][1]["arm"] == "synthetic_only[x]"
+    no_base = UtilityResult(table, res.summary, None, "", ["a", "b"], 0, {}, ["balanced_accuracy"])
+    assert no_base.arm_tests().empty and list(no_base.arm_tests().columns)[:2] == ["base_arm", "n_seeds"]
+
+
 def test_verdict_is_withheld_when_the_baseline_is_mostly_degenerate():
     table = planted_table()
     table.loc[(table.arm == "real") & table.seed.isin([0, 1, 3]), "degenerate"] = "one class predicted for every test image"

@@ -216,6 +216,35 @@ class UtilityResult:
         of the compared arms degenerate): then no claim about GAN images may rest on :attr:`paired_test`."""
         return self.verdict.startswith(WITHHELD)
 
+    def arm_tests(self, base_arm: str | None = None, metric: str = "balanced_accuracy") -> pd.DataFrame:
+        """Every arm with GAN images against one non-GAN arm, each in its own paired test over seeds.
+
+        The verdict rests on :attr:`paired_test` alone (the best arms, chosen on validation); these
+        tests show where each generator's arms stand. They are many tests: read their p-values as a
+        description, not as further verdicts.
+
+        Args:
+            base_arm: the non-GAN arm (default: the one :attr:`paired_test` chose).
+            metric: the metric column.
+
+        Returns:
+            One row per GAN arm (``real+gan[...]``, ``real+gan+classic_aug[...]``, ``synthetic_only[...]``):
+            ``base_arm, n_seeds, mean_diff, ci_low, ci_high, t_pvalue, wilcoxon_pvalue, outcome``; empty
+            without a base arm.
+        """
+        base = base_arm or (self.paired_test.base_arm if self.paired_test is not None else None)
+        cols = ["base_arm", "n_seeds", "mean_diff", "ci_low", "ci_high", "t_pvalue", "wilcoxon_pvalue", "outcome"]
+        if base is None:
+            return pd.DataFrame(columns=cols).rename_axis("arm")
+        arms = [a for a in dict.fromkeys(self.table.arm) if str(a).startswith(GAN_ARMS)]
+        rows = {}
+        for arm in arms:
+            t = paired_comparison(self.table, arm, base, metric)
+            rows[arm] = {"base_arm": base, "n_seeds": t.n_seeds, "mean_diff": t.mean_diff, "ci_low": t.ci_low,
+                         "ci_high": t.ci_high, "t_pvalue": t.t_pvalue, "wilcoxon_pvalue": t.wilcoxon_pvalue,
+                         "outcome": t.outcome}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=cols).rename_axis("arm")
+
     def summary_table(self, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
         """Wide table for a report: one row per arm, ``"mean (low to high)"`` per metric.
 
@@ -245,6 +274,7 @@ class UtilityResult:
         return {
             "arms": arms,
             "paired_test": self.paired_test.as_dict() if self.paired_test else None,
+            "arm_tests": self.arm_tests().reset_index().to_dict("records"),
             "verdict": self.verdict,
             "withheld": self.withheld,
             "n_synthetic": self.n_synthetic,
