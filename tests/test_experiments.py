@@ -243,7 +243,8 @@ def test_isic_look_alike_needs_a_trend_and_enough_validations():
     assert isic_writeup.look_alike_evidence(flat, 4000, 8)[0] == "not seen at our scale"
     alike = flat | {"ms_ssim": {"rho": 0.9, "p": 0.001}, "recall": {"rho": -0.8, "p": 0.01}}
     verdict, text = isic_writeup.look_alike_evidence(alike, 4000, 8)
-    assert verdict == "supported at our scale" and "more alike" in text and "recall fell" in text
+    assert verdict == "supported at our scale" and "grew more alike to each other" in text and "recall fell" in text
+    assert "showed no trend in their distance to the training images" in text
     copying = flat | {"nn_ratio": {"rho": -0.9, "p": 0.001}}
     assert isic_writeup.look_alike_evidence(copying, 4000, 8)[0] == "supported at our scale"
     assert isic_writeup.look_alike_evidence(flat, 4000, 3)[0].startswith("withheld")

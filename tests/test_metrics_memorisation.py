@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medgan_core.metrics.memorisation import (
-    VERDICTS, memorisation_stats, memorisation_verdict, nearest_distances, pixel_vectors,
+    VERDICTS, heldout_shift, memorisation_stats, memorisation_verdict, nearest_distances, pixel_vectors,
 )
 
 
@@ -256,6 +256,19 @@ def test_closer_on_the_median_without_near_copies_says_so():
     assert "without near copies" in out["sentence"] and "a sign of memorisation" not in out["sentence"]
     copies = memorisation_stats(train[:300] + 1e-3, train, held, image_intervals=True, n_boot=200, seed=0).summary
     assert "a sign of memorisation" in memorisation_verdict(copies)["sentence"]
+
+
+def test_heldout_shift_shows_a_set_collected_differently():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8)
+    same = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    darker = (rng.integers(0, 256, (50, 8, 8, 3)) * 0.5).astype(np.uint8)  # another "site": half as bright
+    f = lambda x: x.reshape(len(x), -1)[:, :16].astype(float) / 255  # noqa: E731
+    shift = heldout_shift(f(train), train, {"same": (f(same), same), "darker": (f(darker), darker)})
+    assert shift.index.tolist() == ["same", "darker"] and shift.images.tolist() == [50, 50]
+    assert shift.loc["darker", "pixel"] > shift.loc["same", "pixel"] and shift.loc["darker", "feature"] > shift.loc["same", "feature"]
+    with pytest.raises(ValueError, match="held-out set 'same': 3 feature rows for 50 images"):
+        heldout_shift(f(train), train, {"same": (f(same)[:3], same)})
 
 
 def test_fresh_images_without_intervals_give_no_sign():

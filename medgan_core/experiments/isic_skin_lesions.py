@@ -63,14 +63,21 @@ def look_alike_evidence(trends: Mapping[str, Mapping[str, float]], steps: int, n
              "recall": _trend_words(trends["recall"]["rho"], trends["recall"]["p"], "rose", "fell"),
              "coverage": _trend_words(trends["coverage"]["rho"], trends["coverage"]["p"], "rose", "fell"),
              "nn_ratio": _trend_words(trends["nn_ratio"]["rho"], trends["nn_ratio"]["p"], "further from", "closer to")}
-    alike = words["ms_ssim"] == "more alike" and "fell" in (words["recall"], words["coverage"])
+    look_alike = words["ms_ssim"] == "more alike" and "fell" in (words["recall"], words["coverage"])
     copying = words["nn_ratio"] == "closer to"
-    text = (f"over the last {n_evals} validations (to step {steps}): generated images {words['ms_ssim']} each other "
-            f"(MS-SSIM rho {trends['ms_ssim']['rho']:+.2f}, p {trends['ms_ssim']['p']:.2g}); recall "
-            f"{words['recall']} (rho {trends['recall']['rho']:+.2f}), coverage {words['coverage']} (rho "
-            f"{trends['coverage']['rho']:+.2f}); nearest-training distance ratio {words['nn_ratio']} the training "
-            f"images (rho {trends['nn_ratio']['rho']:+.2f})")
-    if alike or copying:
+    def verb(word: str) -> str:
+        return "showed no trend" if word == "no trend" else word
+
+    alike = {"more alike": "grew more alike", "less alike": "grew less alike", "no trend": "showed no trend in likeness"}
+    near = {"further from": "moved further from the training images", "closer to": "moved closer to the training images",
+            "no trend": "showed no trend in their distance to the training images"}
+    text = (f"over the last {n_evals} validations (to step {steps}): generated images {alike[words['ms_ssim']]} to "
+            f"each other (MS-SSIM rho {trends['ms_ssim']['rho']:+.2f}, p {trends['ms_ssim']['p']:.2g}); recall "
+            f"{verb(words['recall'])} (rho {trends['recall']['rho']:+.2f}, p {trends['recall']['p']:.2g}), coverage "
+            f"{verb(words['coverage'])} (rho {trends['coverage']['rho']:+.2f}, p {trends['coverage']['p']:.2g}); and they "
+            f"{near[words['nn_ratio']]} (nearest-training distance ratio rho {trends['nn_ratio']['rho']:+.2f}, "
+            f"p {trends['nn_ratio']['p']:.2g})")
+    if look_alike or copying:
         return "supported at our scale", text
     return "not seen at our scale", text
 

@@ -79,7 +79,7 @@ from medgan_core.metrics.stats import (
     MIN_VALUES, check_groups, cluster_bootstrap_draws, format_ci, include_estimate, percentile_interval,
 )
 
-__all__ = ["MemorisationResult", "nearest_distances", "pixel_vectors", "memorisation_stats", "memorisation_verdict",
+__all__ = ["MemorisationResult", "nearest_distances", "pixel_vectors", "heldout_shift", "memorisation_stats", "memorisation_verdict",
            "VERDICTS"]
 
 VERDICTS = ("copies found", "closer than new real images", "no sign of memorisation", "no verdict")
@@ -117,6 +117,36 @@ def pixel_vectors(images: np.ndarray | torch.Tensor, name: str = "images") -> np
     """
     x = images_to_unit_tensor(images, name).flatten(1).double().numpy()  # `(N, C*H*W)`
     return x / np.sqrt(x.shape[1])
+
+
+def heldout_shift(feats_train: np.ndarray, images_train: np.ndarray | torch.Tensor,
+                  heldout: dict[str, tuple[np.ndarray, np.ndarray | torch.Tensor]]) -> pd.DataFrame:
+    """How close each candidate held-out set lies to the training set: the check that it can serve as "new real images".
+
+    The audit's reference only means "as new as a new real image" when the held-out images are
+    exchangeable with the training images; a set collected differently lies further from the
+    training set and makes every generator look closer to it. This gives, per set, the median
+    distance of its images to their nearest training image in feature space and in pixels (RMS).
+
+    Args:
+        feats_train: training features `(N, d)`.
+        images_train: the training images (uint8 `(N, H, W[, C])` or float `(N, C, H, W)`).
+        heldout: ``{name: (features (n, d), images)}`` per candidate set.
+
+    Returns:
+        One row per set: ``images, feature, pixel`` (the two medians).
+    """
+    if not heldout:
+        raise ValueError("heldout is empty: pass at least one {name: (features, images)} set.")
+    p_train = pixel_vectors(images_train, "images_train")
+    rows = {}
+    for name, (feats, images) in heldout.items():
+        if len(feats) != len(images) or not len(feats):
+            raise ValueError(f"held-out set {name!r}: {len(feats)} feature rows for {len(images)} images; both must "
+                             "be the same, non-zero count.")
+        rows[name] = {"images": len(feats), "feature": float(np.median(nearest_distances(feats, feats_train)[0])),
+                      "pixel": float(np.median(nearest_distances(pixel_vectors(images, name), p_train)[0]))}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _space_row(d_fake: np.ndarray, d_held: np.ndarray, n_train: int, quantile: float) -> dict:
