@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medgan_core.losses import get_losses
+from medgan_core.models.cgan import _check_labels  # the one label check of the conditional families
 from medgan_core.train.loop import adversarial_step
 
 if TYPE_CHECKING:
@@ -93,13 +94,6 @@ class FeatureScaler(nn.Module):
         """Scaled features in [-1, 1] -> their own scale."""
         low, high = self._shape(s)
         return low + (s + 1.0) * 0.5 * (high - low)
-
-
-def _check_labels(y: Tensor, batch: int, num_classes: int) -> None:
-    if y.ndim != 1 or y.shape[0] != batch or y.dtype != torch.long:
-        raise ValueError(f"labels must be an int64 tensor of shape ({batch},), got {y.dtype} {tuple(y.shape)}.")
-    if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
 
 
 class FeatureGenerator(nn.Module):
