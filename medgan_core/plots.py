@@ -26,7 +26,7 @@ __all__ = [
     "to_display", "image_grid", "class_grid", "snapshot_grid", "loss_curves", "fidelity_bars", "arm_bars",
     "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
     "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
-    "convergence_curves", "metrics_over_training",
+    "convergence_curves", "metrics_over_training", "feature_projection",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -811,5 +811,47 @@ def nodule_panels(meta: pd.DataFrame, intensities: Mapping[str, np.ndarray]) -> 
     _step_histograms(axes[2], intensities, bins=80, value_range=None, colours=None)
     axes[2].set_xlabel("normalised intensity")
     axes[2].set_title("intensity inside the lungs")
+    fig.tight_layout()
+    return fig
+
+
+def feature_projection(real: np.ndarray, y_real: np.ndarray, fakes: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                       classes: Sequence[str], title: str | None = None, seed: int = 0) -> Figure:
+    """Real and generated feature vectors in the 2-D plane of their first two principal components.
+
+    The PCA (scikit-learn) is fitted on the real vectors only, so every panel shares the real
+    data's axes: one panel per generator, real points as small dots and generated ones as
+    crosses, one colour per class. Generated points far from the real cloud of their class, or
+    all piled in one spot (a collapsed generator), show at a glance.
+
+    Args:
+        real: real feature vectors `(N, d)` (e.g. the spatial means of feature maps).
+        y_real: their classes `(N,)`.
+        fakes: ``{generator: (vectors (M, d), classes (M,))}``.
+        classes: class names in label order.
+        title: the figure's title.
+        seed: seed of the PCA's randomised solver.
+    """
+    from sklearn.decomposition import PCA
+
+    real = np.asarray(real, dtype=np.float64)
+    if real.ndim != 2 or len(real) < 3:
+        raise ValueError(f"real must be (N, d) vectors with N >= 3, got shape {real.shape}.")
+    pca = PCA(2, random_state=seed).fit(real)
+    p_real = pca.transform(real)
+    colours = sns.color_palette("colorblind", len(classes))
+    fig, axes = plt.subplots(1, max(1, len(fakes)), figsize=(4.2 * max(1, len(fakes)), 4), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (name, (f, y_f)) in zip(axes[0], fakes.items()):
+        p_fake = pca.transform(np.asarray(f, dtype=np.float64))
+        for c, label in enumerate(classes):
+            ax.scatter(*p_real[np.asarray(y_real) == c].T, s=8, alpha=0.45, color=colours[c], label=f"real {label}")
+            ax.scatter(*p_fake[np.asarray(y_f) == c].T, s=22, marker="x", color=colours[c], label=f"generated {label}")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(f"PC 1 ({pca.explained_variance_ratio_[0]:.0%} of real variance)")
+    axes[0][0].set_ylabel(f"PC 2 ({pca.explained_variance_ratio_[1]:.0%})")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -382,7 +382,7 @@ def fid_ratios(fid: pd.DataFrame, model: str) -> dict[str, float]:
 
 
 def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split, max_per_class: int = 200,
-                   seed: int = 0, kid_subsets: int = 20) -> Callable[[Any], float]:
+                   seed: int = 0, kid_subsets: int = 20, as_images: bool = True) -> Callable[[Any], float]:
     """A validation score for early stopping: KID between held-out real images and fresh samples (lower is better).
 
     The held-out features are computed once; each call draws as many images per class as the
@@ -396,6 +396,9 @@ def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split,
         max_per_class: the most images of any class, held-out and generated alike.
         seed: seed of the latents, the held-out subsample and the KID subsets.
         kid_subsets: KID subsets per call.
+        as_images: samples go to ``features`` as uint8 images (like the held-out ones); ``False``:
+            as the generator's float output, for generators of something other than images (the
+            feature GAN of experiment 03, whose held-out "images" are feature maps).
 
     Returns:
         ``score(gan) -> float`` for :func:`medgan_core.train.trainer.train_gan`'s ``eval_fn``; ``gan``
@@ -408,7 +411,8 @@ def validation_kid(features: Callable[[np.ndarray], np.ndarray], heldout: Split,
     f_h = check_features(features(x_h[keep]), "features(held-out images)", 4)
 
     def score(gan: Any) -> float:
-        fakes = to_uint8_images(sample_like(gan, y_h[keep], max_per_class, seed)[0], squeeze_gray=False)
+        fakes = sample_like(gan, y_h[keep], max_per_class, seed)[0]
+        fakes = to_uint8_images(fakes, squeeze_gray=False) if as_images else fakes
         f_g = check_features(features(fakes), "features(generated images)", 4)
         size = max(2, min(len(f_h), len(f_g)) // 2)
         return kid_from_features(f_h, f_g, n_subsets=kid_subsets, subset_size=size, seed=seed, n_boot=0).mean

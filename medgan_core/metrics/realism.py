@@ -23,7 +23,11 @@ own unit and each side resampled on its own
 (:func:`medgan_core.metrics.stats.cluster_bootstrap_resample_ci`), since images of one smear are
 not independent. A resample is scored by a weighted Mann-Whitney count (:func:`_weighted_auc`).
 
-:func:`c2st_probabilities` is the one C2ST trainer: the image version here (:func:`c2st_auc`,
+Feature maps (experiment 03's generator makes a CNN's features, not pixels) get the same test with
+a linear judge, :func:`c2st_features`: standardised, PCA-reduced flattened features and an
+L2-regularised logistic regression (scikit-learn), scored and bootstrapped as above.
+
+:func:`c2st_probabilities` is the one C2ST image trainer: the image version here (:func:`c2st_auc`,
 :func:`c2st_study`) and the nodule-sequence version
 (:func:`medgan_core.metrics.turing.classifier_two_sample_test`) both call it.
 
@@ -45,7 +49,7 @@ import torch
 from medgan_core.metrics.stats import bootstrap_resample_ci, check_groups, cluster_bootstrap_resample_ci
 from medgan_core.models.classifier import build_classifier, fit_classifier, images_to_tensor, predict_proba
 
-__all__ = ["STUDY_COLUMNS", "MIN_PER_SIDE", "c2st_probabilities", "c2st_auc", "c2st_study"]
+__all__ = ["STUDY_COLUMNS", "MIN_PER_SIDE", "c2st_probabilities", "c2st_auc", "c2st_study", "c2st_features"]
 
 STUDY_COLUMNS = ["model", "class", "n_train", "n_test", "auc", "auc_ci_low", "auc_ci_high", "accuracy"]
 MIN_PER_SIDE = 5  # a c2st_study group with fewer training or test images per side gets a NaN row
@@ -389,3 +393,63 @@ def c2st_study(train: Split, heldout: Split, fakes: Mapping[str, Any], classes: 
                 row |= {key: out[key] for key in STUDY_COLUMNS[4:]}  # auc, its interval, accuracy
             rows.append(row)
     return pd.DataFrame(rows, columns=STUDY_COLUMNS)
+
+
+def c2st_features(real_train: Any, fake_train: Any, real_test: Any, fake_test: Any, *, n_components: int = 50,
+                  seed: int = 0, n_boot: int = 500, groups: Any = None) -> dict[str, Any]:
+    """C2ST of feature maps: a logistic regression tells real from generated features.
+
+    Pipeline: flatten, standardise, PCA to ``min(n_components, n_train - 1)`` dimensions, logistic
+    regression (L2, ``C = 1``, classes balanced); trained on ``real_train`` vs ``fake_train``, scored
+    on ``real_test`` (features of images it never saw) vs ``fake_test`` (a fresh draw). The larger
+    test side is cut (seeded) to the smaller's size; the AUC interval is as in :func:`c2st_auc`.
+
+    Args:
+        real_train: real feature maps `(N, C, H, W)` (tensor or array), or flat `(N, d)` features.
+        fake_train: generated ones, same shape.
+        real_test: held-out real ones.
+        fake_test: fresh generated ones.
+        n_components: PCA dimensions before the regression.
+        seed: seeds the PCA solver, the test cut and the bootstrap.
+        n_boot: bootstrap resamples of the AUC interval, >= 2.
+        groups: `(len(real_test),)` the unit (patient) of each held-out real feature map, or ``None``.
+
+    Returns:
+        ``auc`` (0.5: cannot be told apart; 1.0: always told apart), ``auc_ci_low``, ``auc_ci_high``,
+        ``accuracy``, ``n_train``, ``n_test``, ``truth`` and ``prob`` as in :func:`c2st_auc`.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}.")
+    sets = {}
+    for name, x in (("real_train", real_train), ("fake_train", fake_train), ("real_test", real_test),
+                    ("fake_test", fake_test)):
+        a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        if a.ndim < 2 or len(a) < 2 or not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{name} must hold at least 2 float feature rows (N, ...), got {a.dtype} {a.shape}.")
+        sets[name] = a.reshape(len(a), -1).astype(np.float64)
+    if len({a.shape[1] for a in sets.values()}) != 1:
+        raise ValueError(f"all four sets must have the same feature size; got { {k: v.shape for k, v in sets.items()} }.")
+    rt, ft, re, fe = sets.values()
+    g = _check_groups(groups, len(re), "real_test", "held-out real feature map")
+    n_test = min(len(re), len(fe))
+    rng = np.random.default_rng([seed, 1])
+    keep_r = np.sort(rng.choice(len(re), n_test, replace=False))
+    keep_f = np.sort(rng.choice(len(fe), n_test, replace=False))
+    re, fe = re[keep_r], fe[keep_f]
+    g = g[keep_r] if g is not None else None
+    x_train = np.concatenate([rt, ft])
+    y_train = np.r_[np.zeros(len(rt)), np.ones(len(ft))]
+    dims = max(1, min(int(n_components), len(x_train) - 1, x_train.shape[1]))
+    judge = make_pipeline(StandardScaler(), PCA(dims, random_state=seed),
+                          LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
+    judge.fit(x_train, y_train)
+    prob = judge.predict_proba(np.concatenate([re, fe]))[:, 1]
+    truth = np.r_[np.zeros(n_test, bool), np.ones(n_test, bool)]
+    auc, low, high = _auc_ci(prob, truth, g, n_boot, seed)
+    return {"auc": auc, "auc_ci_low": low, "auc_ci_high": high, "accuracy": float(((prob >= 0.5) == truth).mean()),
+            "n_train": int(len(x_train)), "n_test": int(2 * n_test), "truth": truth, "prob": prob}

@@ -95,7 +95,7 @@ from medgan_core.models.classifier import (
 from medgan_core.train.seeding import seed_everything
 
 __all__ = [
-    "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "PairedTest", "UtilityResult",
+    "ALL_ARMS", "NON_GAN_ARMS", "GAN_ARMS", "FEATURE_ARMS", "pool_folds", "PairedTest", "UtilityResult",
     "run_utility_study", "classification_metrics", "summarise", "paired_comparison", "select_arms",
     "verdict_sentence", "induced_imbalance", "select_classifier_settings", "degenerate_reason",
     "ClassifierSettings", "DEFAULT_GRID", "CHANCE_TOL", "metric_functions", "SENS_AT_SPEC",
@@ -108,6 +108,8 @@ ALL_ARMS: tuple[str, ...] = (
 NON_GAN_ARMS: tuple[str, ...] = ALL_ARMS[:4]
 GAN_ARMS: tuple[str, ...] = ALL_ARMS[4:]
 ADD_GAN_ARMS: tuple[str, ...] = ("real+gan", "real+gan+classic_aug")  # real images plus GAN images
+# The arms over feature maps (size=None): classic augmentation acts on pixels, so it has no arm there.
+FEATURE_ARMS: tuple[str, ...] = tuple(a for a in ALL_ARMS if not a.endswith("classic_aug"))
 
 Sampler = Callable[[int, int, int], np.ndarray]  # (class index, n, seed) -> uint8 `(n, H, W[, C])`
 Split = tuple[np.ndarray, np.ndarray]  # uint8 images `(N, H, W[, C])`, int labels `(N,)`
@@ -681,19 +683,34 @@ def verdict_sentence(test: PairedTest | None, summary: pd.DataFrame | None = Non
     return text
 
 
-def _check_split(split: tuple[np.ndarray, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Check a ``(images, labels)`` split: uint8 `(N, H, W[, C])` and integer labels `(N,)`."""
+def _check_split(split: tuple[Any, np.ndarray], name: str, features: bool = False) -> tuple[Any, np.ndarray]:
+    """Check a ``(inputs, labels)`` split: uint8 images `(N, H, W[, C])` (or, with ``features``, a float
+    feature-map tensor `(N, C, H, W)`) and integer labels `(N,)`."""
     if not isinstance(split, (tuple, list)) or len(split) != 2:
         raise ValueError(f"{name} must be a tuple (images, labels), got {type(split).__name__}.")
-    images, labels = np.asarray(split[0]), np.asarray(split[1]).reshape(-1)
-    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
-        raise ValueError(f"{name}: images must be uint8 (N, H, W) or (N, H, W, C) with C = 1 or 3, "
-                         f"got {images.dtype} {images.shape}.")
+    labels = np.asarray(split[1]).reshape(-1)
+    if features:
+        images = split[0]
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim != 4:
+            raise ValueError(f"{name}: with size=None the inputs must be float feature maps, a torch tensor "
+                             f"(N, C, H, W); got {type(images).__name__} {tuple(getattr(images, 'shape', ()))}.")
+    else:
+        images = np.asarray(split[0])
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+            raise ValueError(f"{name}: images must be uint8 (N, H, W) or (N, H, W, C) with C = 1 or 3, "
+                             f"got {images.dtype} {images.shape} (feature maps: pass size=None).")
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"{name}: {len(images)} images and {len(labels)} labels; need the same, non-zero count.")
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
         raise ValueError(f"{name}: labels must be integer class indices 0..K-1 (map class names first), got {labels.dtype}.")
     return images, labels.astype(np.int64)
+
+
+def _as_inputs(x: Any, size: int | None, in_channels: int | None) -> torch.Tensor:
+    """Classifier inputs: images resized to ``size`` (:func:`images_to_tensor`), or feature maps as given (``size=None``)."""
+    if size is None:
+        return torch.as_tensor(x).detach().float().cpu().contiguous()
+    return images_to_tensor(x, size, in_channels)
 
 
 def _expand_arms(arms: Sequence[str], gan_names: list[str] | None) -> list[tuple[str, str, str]]:
@@ -862,7 +879,7 @@ def run_utility_study(
     interval_boot: int = 1000,
     test_groups: Any = None,
     classic_aug: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    size: int = 32,
+    size: int | None = 32,
     positive_class: int = 1,
     metric: str = "balanced_accuracy",
     device: str | torch.device = "cpu",
@@ -918,7 +935,9 @@ def run_utility_study(
         test_groups: `(len(test),)` the independent unit of each test image (the smear or patient it
             comes from); the intervals then resample whole units instead of images (``None``: images).
         classic_aug: augmentation ``(x, generator) -> x`` for the ``classic_aug`` arms (default :class:`ClassicAug`).
-        size: images are resized to ``size x size``.
+        size: images are resized to ``size x size``; ``None``: the splits hold *feature maps*, float
+            tensors `(N, C, H, W)` used as given (a frozen extractor's, experiment 03), the samplers
+            return such tensors, and the ``classic_aug`` arms are refused (they augment pixels).
         positive_class: binary tasks only: the class of ``sens_at_spec90`` and ``sens_at_spec80``.
         metric: the metric that ranks arms and is tested (default balanced accuracy).
         device: where to train.
@@ -927,9 +946,10 @@ def run_utility_study(
     Returns:
         A :class:`UtilityResult`.
     """
-    x_tr, y_tr = _check_split(train, "train")
-    x_va, y_va = _check_split(val, "val")
-    x_te, y_te = _check_split(test, "test")
+    feats = size is None  # feature maps instead of images (e.g. a frozen extractor's, experiment 03)
+    x_tr, y_tr = _check_split(train, "train", feats)
+    x_va, y_va = _check_split(val, "val", feats)
+    x_te, y_te = _check_split(test, "test", feats)
     if test_groups is not None:
         test_groups = np.asarray(test_groups).reshape(-1)
         if len(test_groups) != len(y_te):
@@ -992,8 +1012,8 @@ def run_utility_study(
         raise ValueError(f"metric must be one of {metric_names}, got {metric!r}.")
 
     # Tensors prepared once: `(N, C, size, size)` in [-1, 1].
-    in_channels = 1 if x_tr.ndim == 3 else x_tr.shape[-1]
-    t_tr, t_va, t_te = (images_to_tensor(x, size, in_channels) for x in (x_tr, x_va, x_te))
+    in_channels = None if feats else 1 if x_tr.ndim == 3 else x_tr.shape[-1]
+    t_tr, t_va, t_te = (_as_inputs(x, size, in_channels) for x in (x_tr, x_va, x_te))
     l_tr, l_va = torch.as_tensor(y_tr), torch.as_tensor(y_va)
     minority = int(np.argmin(counts))
     n_add = _synthetic_counts(n_synthetic_per_class, counts)
@@ -1004,6 +1024,9 @@ def run_utility_study(
                      else int(round(len(y_tr) / k)))
     weights = torch.as_tensor(compute_class_weight("balanced", classes=np.arange(k), y=y_tr), dtype=torch.float32)
     augment = classic_aug if classic_aug is not None else ClassicAug()
+    if feats and any(b.endswith("classic_aug") for _, b, _ in runs):
+        raise ValueError("The classic_aug arms augment pixels; with feature-map inputs (size=None) leave them out of "
+                         "arms= (e.g. arms=FEATURE_ARMS).")
 
     # Classifier settings: chosen on validation once (grid), given, or the plain arguments.
     settings_table = None
@@ -1033,10 +1056,11 @@ def run_utility_study(
             per_class = []
             for c in range(k):
                 n = int(need[c])
-                imgs = np.asarray(samplers[gan](c, n, seed)) if n > 0 else x_tr[:0]
+                imgs = samplers[gan](c, n, seed) if n > 0 else t_tr[:0]
+                imgs = imgs if feats or isinstance(imgs, torch.Tensor) else np.asarray(imgs)
                 if len(imgs) != n:
                     raise ValueError(f"sampler {gan or ''!r} returned {len(imgs)} images for class {c}, {n} were asked.")
-                per_class.append(images_to_tensor(imgs, size, in_channels) if n else t_tr[:0])
+                per_class.append(_as_inputs(imgs, size, in_channels) if n else t_tr[:0])
             pools[(gan, seed)] = per_class
         return pools[(gan, seed)]
 
@@ -1163,3 +1187,93 @@ def induced_imbalance(train: Split, val: Split, test: Split, minority: int, frac
         parts.append(s.assign(fraction=float(frac), n_minority=int((y_f == minority).sum())))
     cols = ["fraction", "n_minority", "arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+def pool_folds(folds: Sequence[UtilityResult], test_groups: Sequence[Any] | None = None, *,
+               gans: Sequence[str] | None = None, interval_boot: int = 1000, positive_class: int = 1,
+               metric: str = "balanced_accuracy") -> UtilityResult:
+    """Pool the out-of-fold test predictions of a cross-validation into one study.
+
+    With classes this small (tens of images from a handful of patients) one test split holds too
+    few minority images to score; with grouped folds every image is tested exactly once. Per arm
+    and seed, the test probabilities of the folds are concatenated and every metric is computed
+    once on the pooled predictions (so per-class support is the whole dataset's). A pooled run is
+    degenerate when any of its fold runs is (the reasons are joined with the fold), or when it
+    predicts one class for every image. Intervals then resample seeds and whole units (patients)
+    over the pooled set, the arms are chosen on the mean validation balanced accuracy over folds,
+    and the paired test and verdict are computed as in :func:`run_utility_study`.
+
+    Args:
+        folds: one :class:`UtilityResult` per fold, each from :func:`run_utility_study` with the same
+            arms, seeds and class names.
+        test_groups: per fold, the unit of each test image `(N_f,)` (patient ids); ``None``: images.
+        gans: keep the GAN arms of these generators only (those above the quality floor in every
+            fold); ``None``: every arm. A single fold pools to itself, so this also filters one study.
+        interval_boot: bootstrap resamples of the pooled intervals.
+        positive_class: binary tasks: the class of ``sens_at_spec90`` / ``sens_at_spec80``.
+        metric: the metric that ranks arms and is tested.
+
+    Returns:
+        A :class:`UtilityResult` over the pooled predictions; ``table.fold_val_balanced_accuracy``
+        keeps the per-fold validation scores and ``notes`` says how it was pooled.
+    """
+    folds = list(folds)
+    if not folds:
+        raise ValueError("folds is empty: pass one UtilityResult per fold.")
+    names, arms = folds[0].class_names, list(dict.fromkeys(folds[0].table.arm))
+    seeds = list(dict.fromkeys(folds[0].table.seed))
+    keep = {a for a, g in zip(folds[0].table.arm, folds[0].table.gan) if not g or gans is None or g in set(gans)}
+    for i, f in enumerate(folds):
+        if f.class_names != names or list(dict.fromkeys(f.table.arm)) != arms or list(dict.fromkeys(f.table.seed)) != seeds:
+            raise ValueError(f"fold {i} differs from fold 0 in its classes, arms or seeds; run every fold with the "
+                             "same arms=, seeds= and class_names=.")
+        if f.y_test is None or set(f.test_proba) != set(arms):
+            raise ValueError(f"fold {i} has no stored test probabilities; use results of run_utility_study.")
+    if test_groups is not None:
+        test_groups = list(test_groups)
+        if len(test_groups) != len(folds) or any(len(g) != len(f.y_test) for g, f in zip(test_groups, folds)):
+            raise ValueError("test_groups needs one array per fold with one unit per test image of that fold.")
+        groups = np.concatenate([np.asarray(g).astype(str) for g in test_groups])
+    else:
+        groups = None
+    y = np.concatenate([f.y_test for f in folds])
+    k = len(names)
+    counts = np.sum([[f.train_counts.get(c, 0) for c in names] for f in folds], axis=0)
+    minority = int(np.argmin(counts))
+    arms = [a for a in arms if a in keep]
+    proba = {a: np.concatenate([f.test_proba[a] for f in folds], axis=1) for a in arms}  # `(S, N, K)`
+    rows = []
+    for a in arms:
+        for j, s in enumerate(seeds):
+            per_fold = [f.table[(f.table.arm == a) & (f.table.seed == s)].iloc[0] for f in folds]
+            reasons = [f"fold {i}: {r.degenerate}" for i, r in enumerate(per_fold) if str(r.get("degenerate", ""))]
+            pred = proba[a][j].argmax(1)
+            if len(np.unique(pred)) == 1:
+                reasons.append(ONE_CLASS)
+            val = [float(r.val_balanced_accuracy) for r in per_fold]
+            rows.append({"arm": a, "base_arm": per_fold[0].base_arm, "gan": per_fold[0].gan, "seed": s,
+                         **classification_metrics(y, proba[a][j], names, minority, positive_class),
+                         "val_balanced_accuracy": float(np.mean(val)), "fold_val_balanced_accuracy": val,
+                         "n_train": int(sum(r.n_train for r in per_fold)),
+                         "seconds": float(sum(r.seconds for r in per_fold)), "degenerate": "; ".join(reasons)})
+    table = pd.DataFrame(rows)
+    metric_names = list(folds[0].metrics)
+    summary = summarise(table, metric_names, proba, y, metric_functions(names, minority, positive_class),
+                        n_boot=interval_boot, seed=int(min(seeds)), test_groups=groups)
+    runs = [(a, b, g) for a, b, g in table[["arm", "base_arm", "gan"]].drop_duplicates().itertuples(index=False)]
+    ok_arms = set(table.arm[~_is_degenerate(table)])
+    gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS and n in ok_arms]
+    base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS and n in ok_arms]
+    paired = None
+    if gan_arms and base_arms:
+        paired = paired_comparison(table, *select_arms(table, gan_arms, base_arms), metric)
+    notes = [f"out-of-fold predictions of {len(folds)} folds pooled: every one of the {len(y)} images is tested once "
+             f"per seed ({', '.join(f'{c} {n}' for c, n in zip(names, np.bincount(y, minlength=k)))})"]
+    if groups is not None:
+        notes.append(f"intervals resample seeds and whole groups of test images ({len(np.unique(groups))} groups)")
+    settings = [f.settings for f in folds]
+    pooled_settings = dict(settings[0]) if all(s == settings[0] for s in settings) else {"per_fold": settings}
+    n_syn = {arm: {c: int(sum(f.n_synthetic.get(arm, {}).get(c, 0) for f in folds)) for c in names}
+             for arm in folds[0].n_synthetic}  # summed over folds, as train_counts are
+    return UtilityResult(table, summary, paired, verdict_sentence(paired, summary), list(names), minority, n_syn,
+                         metric_names, {c: int(n) for c, n in zip(names, counts)}, notes, pooled_settings, None, proba, y)

@@ -24,6 +24,10 @@ study's other classifiers: ``build_classifier("vgg_feature", 1, 6, width=8, imag
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 # The write-up's layers as multiples of the width; "M" is a 2x2 max pool.
@@ -69,6 +73,7 @@ class VGGFeatureClassifier(nn.Module):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}.")
         self.in_channels, self.num_classes, self.image_size, self.split = in_channels, num_classes, image_size, split
+        self.width, self.dropout = width, dropout
         stages, c = [], in_channels
         for spec in STAGES:
             stage, c = _stage(c, spec, width)
@@ -107,4 +112,57 @@ class VGGFeatureClassifier(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits `(N, K)` of images `(N, C, S, S)`."""
         return self.head(self.features(x))
+
+    def resplit(self, split: str) -> "VGGFeatureClassifier":
+        """The same trained network (a copy of its weights and batch-norm statistics) cut at ``split``.
+
+        ``net.resplit("shallow").features(x)`` is the map after the third pool of the network trained
+        with the deep split; its ``head`` then starts with the fourth stage. Logits are unchanged.
+        """
+        out = VGGFeatureClassifier(self.in_channels, self.num_classes, self.width, self.image_size, split, self.dropout)
+        for new, old in zip([*out.extractor, *out.head], [*self.extractor, *self.head]):
+            new.load_state_dict(copy.deepcopy(old.state_dict()))
+        return out.to(next(self.parameters()).device).train(self.training)
+
+    def fresh_head(self) -> nn.Sequential:
+        """A newly initialised head of this network's shape and split, for training on its features.
+
+        Initialised from torch's global generator: seed it first (the utility harness does, per run).
+        """
+        return VGGFeatureClassifier(self.in_channels, self.num_classes, self.width, self.image_size, self.split,
+                                    self.dropout).head
+
+
+@torch.no_grad()
+def extract_features(net: VGGFeatureClassifier, x: Tensor, batch_size: int = 256) -> Tensor:
+    """The feature maps of images at the network's split, in eval mode, in batches.
+
+    Args:
+        net: a (trained) :class:`VGGFeatureClassifier`; its mode is restored afterwards.
+        x: images `(N, C, S, S)` in [-1, 1].
+        batch_size: images per forward pass.
+
+    Returns:
+        float32 `(N, *net.feature_shape)` on the CPU.
+    """
+    was_training = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    try:
+        parts = [net.features(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        net.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, *net.feature_shape)
+
+
+def pool_features(f: Tensor | np.ndarray) -> np.ndarray:
+    """The spatial mean of every channel: feature maps `(N, C, H, W)` -> float64 `(N, C)`.
+
+    The space in which experiment 03 measures FID, KID and precision/recall of feature maps (as
+    Inception's average pool does for the usual FID); its C2ST sees the whole flattened maps.
+    """
+    f = f.detach().cpu().numpy() if isinstance(f, Tensor) else np.asarray(f)
+    if f.ndim != 4:
+        raise ValueError(f"expected feature maps (N, C, H, W), got shape {f.shape}.")
+    return f.mean(axis=(2, 3)).astype(np.float64)
 
