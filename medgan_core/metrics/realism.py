@@ -195,6 +195,13 @@ def _auc_ci(prob: np.ndarray, truth: np.ndarray, groups: np.ndarray | None, n_bo
                                          strata=truth.astype(np.int64))
 
 
+def _equal_test_sides(n_real: int, n_fake: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted rows of the real and generated test sides, the larger cut (seeded) to the smaller's size (chance 0.5)."""
+    n_test = min(n_real, n_fake)
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(rng.choice(n_real, n_test, replace=False)), np.sort(rng.choice(n_fake, n_test, replace=False))
+
+
 def c2st_auc(real_train: Any, fake_train: Any, real_test: Any, fake_test: Any, *, width: int = 16,
              num_epochs: int = 10, batch_size: int = 64, lr: float = 1e-3, seed: int = 0, n_boot: int = 500,
              groups: Any = None, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -233,10 +240,8 @@ def c2st_auc(real_train: Any, fake_train: Any, real_test: Any, fake_test: Any, *
                          "Convert them to one channel count and size first.")
     rt, ft, re, fe = sets.values()
     g = _check_groups(groups, len(re), "real_test", "held-out real image")
-    n_test = min(len(re), len(fe))
-    rng = np.random.default_rng([seed, 1])
-    keep_r = np.sort(rng.choice(len(re), n_test, replace=False))
-    keep_f = np.sort(rng.choice(len(fe), n_test, replace=False))
+    keep_r, keep_f = _equal_test_sides(len(re), len(fe), seed)
+    n_test = len(keep_r)
     re, fe = re[torch.from_numpy(keep_r)], fe[torch.from_numpy(keep_f)]
     g = g[keep_r] if g is not None else None
     prob = c2st_probabilities(rt, ft, torch.cat([re, fe]), width=width, num_epochs=num_epochs,
@@ -436,10 +441,8 @@ def c2st_features(real_train: Any, fake_train: Any, real_test: Any, fake_test: A
         raise ValueError(f"all four sets must have the same feature size; got { {k: v.shape for k, v in sets.items()} }.")
     rt, ft, re, fe = sets.values()
     g = _check_groups(groups, len(re), "real_test", "held-out real feature map")
-    n_test = min(len(re), len(fe))
-    rng = np.random.default_rng([seed, 1])
-    keep_r = np.sort(rng.choice(len(re), n_test, replace=False))
-    keep_f = np.sort(rng.choice(len(fe), n_test, replace=False))
+    keep_r, keep_f = _equal_test_sides(len(re), len(fe), seed)
+    n_test = len(keep_r)
     re, fe = re[keep_r], fe[keep_f]
     g = g[keep_r] if g is not None else None
     x_train = np.concatenate([rt, ft])
