@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -163,3 +165,16 @@ def test_writeup_evidence_reads_the_numbers():
     assert writeup.depth_evidence(flat | {"mean_diff": -0.1, "ci_high": -0.05, "ci_low": -0.15, "t_pvalue": 0.001},
                                   "X")[0].startswith("contradicted")
     assert list(writeup.writeup_table().iloc[:, 0]) == [0.568, 0.617]
+
+
+def test_head_drift_separates_weights_from_batchnorm_statistics():
+    from medgan_core.models.feature_gan import head_drift
+
+    head = _net().head
+    moved = copy.deepcopy(head)
+    assert head_drift(head, moved) == {"weights": 0.0, "bn_running_stats": 0.0}
+    moved.train()(torch.randn(8, 16, 2, 2) + 3.0)  # a forward pass in train mode: running statistics move, weights do not
+    drift = head_drift(head, moved)
+    assert drift["weights"] == 0.0 and drift["bn_running_stats"] > 0.01
+    with pytest.raises(ValueError, match="same head"):
+        head_drift(head, torch.nn.Linear(2, 2))

@@ -265,3 +265,35 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     if real_due:
         out["loss_head_real"] = _head_update(gan, scaler.inverse(f_real), y_real)
     return out
+
+
+@torch.no_grad()
+def head_drift(before: nn.Module, after: nn.Module) -> dict[str, float]:
+    """How far the head moved in the write-up's step 2: its weights, and its batch-norm running statistics.
+
+    With the write-up's head learning rate of 1e-7 the weights barely move, but every head update in
+    train mode also moves the batch-norm running means and variances toward the batch it saw
+    (generated features included), whatever the learning rate. Both are relative L2 changes,
+    ``||a - b|| / ||b||`` over all tensors of the kind.
+
+    Args:
+        before: the head as step 1 left it.
+        after: the same head after step 2 (same architecture).
+
+    Returns:
+        ``{"weights": ..., "bn_running_stats": ...}`` (NaN for a kind the head does not have).
+    """
+    sb, sa = before.state_dict(), after.state_dict()
+    if sb.keys() != sa.keys():
+        raise ValueError("before and after must be the same head architecture (their state dicts differ in keys).")
+    kinds = {"weights": [k for k, _ in before.named_parameters()],
+             "bn_running_stats": [k for k in sb if k.endswith(("running_mean", "running_var"))]}
+    out = {}
+    for kind, keys in kinds.items():
+        if not keys:
+            out[kind] = float("nan")
+            continue
+        diff = torch.cat([(sa[k].float() - sb[k].float().to(sa[k].device)).flatten().cpu() for k in keys])
+        base = torch.cat([sb[k].float().flatten().cpu() for k in keys])
+        out[kind] = float(diff.norm() / base.norm().clamp_min(1e-12))
+    return out
