@@ -60,7 +60,9 @@ only), and the verdict sentence is generated from that comparison:
 
 Every interval and test comes from :mod:`medgan_core.metrics.stats` (``seed_and_test_interval``,
 ``t_interval``, ``paired_test``). :func:`induced_imbalance` is the BAGAN paper's protocol on top of the harness:
-thin out one class, retrain the generators, rerun the arms.
+thin out one class, retrain the generators, rerun the arms. :func:`pool_folds` pools the studies of
+patient-grouped cross-validation folds into one (every image tested once), and ``size=None`` runs
+the harness on frozen feature maps instead of images (experiment 03).
 """
 
 from __future__ import annotations
@@ -1215,7 +1217,9 @@ def pool_folds(folds: Sequence[UtilityResult], test_groups: Sequence[Any] | None
 
     Returns:
         A :class:`UtilityResult` over the pooled predictions; ``table.fold_val_balanced_accuracy``
-        keeps the per-fold validation scores and ``notes`` says how it was pooled.
+        keeps the per-fold validation scores, ``notes`` says how it was pooled, and ``train_counts``,
+        ``n_synthetic`` and ``n_train`` are summed over the folds (the minority class is the smallest
+        of those sums).
     """
     folds = list(folds)
     if not folds:
