@@ -577,6 +577,18 @@ def select_arms(table: pd.DataFrame, gan_arms: Sequence[str], base_arms: Sequenc
     return max(gan_ok, key=lambda a: means[a]), max(base_ok, key=lambda a: means[a])
 
 
+def _verdict_test(table: pd.DataFrame, metric: str) -> PairedTest | None:
+    """The verdict's paired test: the best arm adding GAN images against the best arm without, both chosen
+    on validation among arms with a non-degenerate run (``None`` when either side has none)."""
+    ok_arms = set(table.arm[~_is_degenerate(table)])  # arms with at least one non-degenerate run
+    arms = table.drop_duplicates("arm")
+    gan_arms = [a for a, b in zip(arms.arm, arms.base_arm) if b in ADD_GAN_ARMS and a in ok_arms]
+    base_arms = [a for a, b in zip(arms.arm, arms.base_arm) if b in NON_GAN_ARMS and a in ok_arms]
+    if not gan_arms or not base_arms:
+        return None
+    return paired_comparison(table, *select_arms(table, gan_arms, base_arms), metric)
+
+
 def _signed(x: float) -> str:
     """``+0.031`` / ``-0.004``, and ``+0.000`` rather than ``-0.000`` for tiny negatives."""
     text = f"{x:+.3f}"
@@ -1103,13 +1115,7 @@ def run_utility_study(
     test_proba = {a: np.stack(p) for a, p in probas.items()}
     summary = summarise(table, metric_names, test_proba, y_te, metric_functions(class_names, minority, positive_class),
                         n_boot=interval_boot, seed=min(seeds), test_groups=test_groups)
-    ok_arms = set(table.arm[~_is_degenerate(table)])  # arms with at least one non-degenerate run
-    gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS and n in ok_arms]
-    base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS and n in ok_arms]
-    paired = None
-    if gan_arms and base_arms:
-        best_gan, best_base = select_arms(table, gan_arms, base_arms)
-        paired = paired_comparison(table, best_gan, best_base, metric)
+    paired = _verdict_test(table, metric)
     n_synthetic = {
         "real+gan": {class_names[c]: int(n_add[c]) for c in range(k)},
         "synthetic_only": {class_names[c]: int(n_only[c]) for c in range(k)},
@@ -1264,13 +1270,7 @@ def pool_folds(folds: Sequence[UtilityResult], test_groups: Sequence[Any] | None
     metric_names = list(folds[0].metrics)
     summary = summarise(table, metric_names, proba, y, metric_functions(names, minority, positive_class),
                         n_boot=interval_boot, seed=int(min(seeds)), test_groups=groups)
-    runs = [(a, b, g) for a, b, g in table[["arm", "base_arm", "gan"]].drop_duplicates().itertuples(index=False)]
-    ok_arms = set(table.arm[~_is_degenerate(table)])
-    gan_arms = [n for n, b, _ in runs if b in ADD_GAN_ARMS and n in ok_arms]
-    base_arms = [n for n, b, _ in runs if b in NON_GAN_ARMS and n in ok_arms]
-    paired = None
-    if gan_arms and base_arms:
-        paired = paired_comparison(table, *select_arms(table, gan_arms, base_arms), metric)
+    paired = _verdict_test(table, metric)
     notes = [f"out-of-fold predictions of {len(folds)} folds pooled: every one of the {len(y)} images is tested once "
              f"per seed ({', '.join(f'{c} {n}' for c, n in zip(names, np.bincount(y, minlength=k)))})"]
     if groups is not None:
