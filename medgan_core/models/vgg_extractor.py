@@ -119,7 +119,7 @@ class VGGFeatureClassifier(nn.Module):
         ``net.resplit("shallow").features(x)`` is the map after the third pool of the network trained
         with the deep split; its ``head`` then starts with the fourth stage. Logits are unchanged.
         """
-        out = VGGFeatureClassifier(self.in_channels, self.num_classes, self.width, self.image_size, split, self.dropout)
+        out = self._sibling(split)
         for new, old in zip([*out.extractor, *out.head], [*self.extractor, *self.head]):
             new.load_state_dict(copy.deepcopy(old.state_dict()))
         return out.to(next(self.parameters()).device).train(self.training)
@@ -129,8 +129,11 @@ class VGGFeatureClassifier(nn.Module):
 
         Initialised from torch's global generator: seed it first (the utility harness does, per run).
         """
-        return VGGFeatureClassifier(self.in_channels, self.num_classes, self.width, self.image_size, self.split,
-                                    self.dropout).head
+        return self._sibling(self.split).head
+
+    def _sibling(self, split: str) -> "VGGFeatureClassifier":
+        """A newly initialised network of this one's settings, cut at ``split``."""
+        return VGGFeatureClassifier(self.in_channels, self.num_classes, self.width, self.image_size, split, self.dropout)
 
 
 @torch.no_grad()
