@@ -248,6 +248,25 @@ def gradient_penalty(net_D: Callable[..., Tensor], x_real: Tensor, x_fake: Tenso
     return (norm - center).pow(2).mean()
 
 
+def r1_penalty(d_real: Tensor, x_real: Tensor) -> Tensor:
+    """R1 penalty (Mescheder et al. 2018): the squared gradient norm of D at real data.
+
+    ``R1 = E[||grad_x D(x)||_2^2]`` over real ``x`` only, the norm over all non-batch dimensions; it
+    keeps the discriminator flat on the data so that it cannot push the generator around a mode
+    (the paper proves local convergence for GANs trained with it). The graph is kept
+    (``create_graph=True``); add ``weight / 2 * R1`` to the discriminator loss (the paper's
+    ``gamma / 2``).
+
+    Args:
+        d_real: the discriminator's outputs `(B,)` on ``x_real``.
+        x_real: the real batch `(B, ...)` exactly as the discriminator saw it, with ``requires_grad``.
+    """
+    if not x_real.requires_grad:
+        raise ValueError("x_real must require grad (x.detach().requires_grad_(True)) before the discriminator sees it.")
+    (grad,) = torch.autograd.grad(d_real.sum(), x_real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 # --- reconstruction losses --------------------------------------------------------------------
 
 def _check_same_shape(a: Tensor, b: Tensor, names: str) -> None:

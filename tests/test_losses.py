@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from medgan_core.losses import (D_LOSSES, G_LOSSES, Lambdas, background_l1, cycle_consistency_l1, d_bagan, d_hinge,
                                 d_lsgan, d_minimax, d_nonsaturating, d_sqaggan, d_wasserstein, feature_term, g_bagan,
                                 g_hinge, g_lsgan, g_minimax, g_nonsaturating, g_sqaggan, g_wasserstein, get_losses,
-                                gradient_penalty, identity_l1, masked_l1, nodule_l1, presence_term,
+                                gradient_penalty, identity_l1, masked_l1, nodule_l1, presence_term, r1_penalty,
                                 reconstruction_mse)
 
 
@@ -125,6 +125,21 @@ def test_gradient_penalty_of_a_linear_critic_is_exact():
     # the penalty back-propagates into the critic: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
     gp.backward()
     assert torch.allclose(net_D.w.grad, 2 * (5.0 - 1.0) * w / 5.0)
+
+
+def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
+    w = torch.tensor([3.0, 4.0, 0.0, 0.0], dtype=torch.float64)  # ||w||^2 = 25 wherever D is evaluated
+    net_D = LinearCritic(w)
+    x = torch.randn(5, 1, 2, 2, dtype=torch.float64).requires_grad_(True)
+    r1 = r1_penalty(net_D(x), x)
+    assert r1.item() == pytest.approx(25.0, rel=1e-12)
+    r1.backward()  # d/dw ||w||^2 = 2 w: the penalty reaches the critic
+    assert torch.allclose(net_D.w.grad, 2 * w)
+    quad = lambda v: (v ** 2).flatten(1).sum(1)  # grad 2x: R1 = mean 4 ||x||^2, so it depends on the real batch
+    x2 = torch.ones(3, 4).requires_grad_(True)
+    assert r1_penalty(quad(x2), x2).item() == pytest.approx(16.0)
+    with pytest.raises(ValueError, match="must require grad"):
+        r1_penalty(net_D(x.detach()), x.detach())
 
 
 def test_gradient_penalty_passes_conditions_and_is_seeded():

@@ -150,3 +150,21 @@ def test_feature_gan_with_head_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(whole.net_G.parameters(), resumed.net_G.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_r1_weight_adds_half_gamma_times_r1_to_the_discriminator_loss():
+    feats = torch.rand(8, 4, 4, 4) * 2 - 1
+    data = ImageBatches(feats, torch.arange(8) % 2, batch_size=8, seed=0)
+    logs = {}
+    for gamma in (0.0, 2.0):
+        gan = build_gan("feature_gan", num_classes=2, image_size=4, channels=4, nz=8, width_G=8, width_D=4, seed=0,
+                        r1_weight=gamma)
+        torch.manual_seed(3)
+        logs[gamma] = gan.train_step(data, 0)
+    assert "r1" not in logs[0.0] and logs[2.0]["r1"] > 0
+    # same weights, batch and fakes: the loss differs by exactly gamma / 2 * R1
+    assert logs[2.0]["loss_D"] == pytest.approx(logs[0.0]["loss_D"] + 0.5 * 2.0 * logs[2.0]["r1"], rel=1e-5)
+    with pytest.raises(ValueError, match="r1_weight must be >= 0"):
+        build_gan("feature_gan", num_classes=2, image_size=4, channels=4, r1_weight=-1.0)
+    with pytest.raises(ValueError, match="takes no settings"):
+        build_gan("dcgan", r1_weight=1.0)

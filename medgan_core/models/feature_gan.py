@@ -18,7 +18,9 @@ again (``scaler.inverse``). Objective (non-saturating GAN loss on logits,
              CE(h(f), y)                 every ``real_every`` steps (the real batch)
 
 with the write-up's learning rates G 1e-3, D 1e-4 and head 1e-7 (Adam; betas (0.5, 0.999), which
-the write-up does not give) and cadence 2 and 5. Uniform ``y'`` is what makes the generated
+the write-up does not give) and cadence 2 and 5. The family setting ``r1_weight`` (``gamma``, 0 by
+default: the write-up's GAN) adds ``gamma / 2 * R1`` (:func:`medgan_core.losses.r1_penalty`) to
+``loss_D``; experiment 03 uses 1, because without it the generator collapses to one point per class. Uniform ``y'`` is what makes the generated
 features a remedy for imbalance: every class is drawn equally often.
 
 Shapes: :class:`FeatureGenerator` ``z`` `(B, nz)`, ``y`` `(B,)` -> linear -> `(B, 2^u w_G, S/2^u, S/2^u)`
@@ -180,6 +182,8 @@ def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, di
     s = settings
     if s["num_classes"] < 2:
         raise ValueError(f"{name} is class-conditional: pass num_classes >= 2, got {s['num_classes']}.")
+    if not s["r1_weight"] >= 0:
+        raise ValueError(f"r1_weight must be >= 0 (0: no R1 penalty), got {s['r1_weight']}.")
     torch.manual_seed(s["seed"])
     net_G = generator(name, num_classes=s["num_classes"], nz=s["nz"], image_size=s["image_size"],
                       channels=s["channels"], width_G=s["width_G"])
@@ -249,7 +253,7 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     dev = f_real.device
     out = adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, f_real, d_loss, g_loss,
                            make_fake=lambda n: net_G(torch.randn(n, s["nz"], device=dev), y_real), cond=(y_real,),
-                           n_critic=s["n_critic"], ema=gan.ema, step=step, amp=s["amp"])
+                           n_critic=s["n_critic"], r1_weight=s["r1_weight"], ema=gan.ema, step=step, amp=s["amp"])
     if "head" not in gan.extras:
         return out
     fake_due, real_due = head_due(step, s["fake_every"], s["real_every"])

@@ -61,6 +61,7 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "sqaggan_no_lstm": {"num_features": None, "lam": Lambdas(), "grad_checkpoint": False},
     "bagan": {"critic_start": "encoder"},
     "bagan_gp": {"critic_start": "encoder"},
+    "feature_gan": {"r1_weight": 0.0},
 }
 _NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm")
 
@@ -264,7 +265,8 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
         latent: ``bagan``/``bagan_gp``: the fitted :class:`~medgan_core.models.bagan.ClassLatent`.
         **family_kw: SQ-AGGAN: ``num_features`` (length of ``f``), ``lam``
             (:class:`~medgan_core.losses.Lambdas`), ``grad_checkpoint``; BAGAN and BAGAN-GP:
-            ``critic_start`` (``"encoder"`` or ``"fresh"``, :func:`~medgan_core.models.bagan.discriminator`).
+            ``critic_start`` (``"encoder"`` or ``"fresh"``, :func:`~medgan_core.models.bagan.discriminator`);
+            ``feature_gan``: ``r1_weight`` (the R1 penalty's ``gamma``, :func:`~medgan_core.losses.r1_penalty`).
 
     Returns:
         The :class:`GAN`, its networks in train mode on ``device``.

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from medgan_core.losses import gradient_penalty
+from medgan_core.losses import gradient_penalty, r1_penalty
 from medgan_core.train.checkpoint import (checkpoint_path, checksum_path, latest_checkpoint, load_checkpoint,
                                           save_checkpoint)
 from medgan_core.train.device import amp_context
@@ -82,7 +82,7 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
                      d_loss_fn: Callable[[Tensor, Tensor], Tensor], g_loss_fn: Callable[[Tensor], Tensor], *,
                      sample_z: Callable[[int], Tensor] | None = None,
                      make_fake: Callable[[int], Tensor] | None = None, cond: tuple = (),
-                     n_critic: int = 1, gp_weight: float = 0.0, ema: EMA | None = None,
+                     n_critic: int = 1, gp_weight: float = 0.0, r1_weight: float = 0.0, ema: EMA | None = None,
                      augment: Callable[[Tensor], Tensor] | None = None, reuse_fake: bool = False,
                      step: int | None = None, amp: bool = False) -> dict[str, float]:
     """One GAN update: ``n_critic`` discriminator steps, one generator step, then the EMA.
@@ -104,6 +104,8 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         cond: extra inputs of a conditional discriminator (labels `(B,)`), for real and fake alike.
         n_critic: discriminator steps per generator step (5 for WGAN-GP).
         gp_weight: weight of :func:`~medgan_core.losses.gradient_penalty` (0: none; 10 in WGAN-GP).
+        r1_weight: ``gamma`` of :func:`~medgan_core.losses.r1_penalty` on the real batch; the
+            discriminator loss gains ``gamma / 2 * R1`` (0: none).
         ema: an EMA of ``net_G`` to update after the generator step.
         augment: a differentiable augmentation (e.g. :class:`~medgan_core.data.augment.DiffAugment`)
             applied to every image ``net_D`` sees, real and generated, in both updates.
@@ -114,7 +116,8 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         amp: bf16 autocast for the forward passes (CUDA only; a no-op on CPU).
 
     Returns:
-        ``{"loss_D", "loss_G", "d_real", "d_fake"}`` (and ``"gp"`` if ``gp_weight > 0``) as floats,
+        ``{"loss_D", "loss_G", "d_real", "d_fake"}`` (and ``"gp"`` if ``gp_weight > 0``, ``"r1"`` if
+        ``r1_weight > 0``) as floats,
         from the last critic step; ``d_real``/``d_fake`` are the mean discriminator outputs.
     """
     if (sample_z is None) == (make_fake is None):
@@ -138,6 +141,8 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
             with torch.no_grad(), amp_context(x.device, amp):
                 x_fake = fake(x.shape[0])  # `(B, ...)`
         x_d, x_fake_d = aug(x), aug(x_fake.to(x.dtype))
+        if r1_weight > 0:
+            x_d = x_d.detach().requires_grad_(True)
         with amp_context(x.device, amp):
             d_real, d_fake = net_D(x_d, *cond).float(), net_D(x_fake_d, *cond).float()
         loss_D = d_loss_fn(d_real, d_fake)
@@ -145,6 +150,10 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
             gp = gradient_penalty(net_D, x_d, x_fake_d, *cond)
             loss_D = loss_D + gp_weight * gp
             out["gp"] = gp.item()
+        if r1_weight > 0:
+            r1 = r1_penalty(d_real, x_d)
+            loss_D = loss_D + 0.5 * r1_weight * r1
+            out["r1"] = r1.item()
         check_finite("loss_D", loss_D, step)
         opt_D.zero_grad(set_to_none=True)
         loss_D.backward()
