@@ -20,8 +20,9 @@ again (``scaler.inverse``). Objective (non-saturating GAN loss on logits,
 with the write-up's learning rates G 1e-3, D 1e-4 and head 1e-7 (Adam; betas (0.5, 0.999), which
 the write-up does not give) and cadence 2 and 5. The family setting ``r1_weight`` (``gamma``, 0 by
 default: the write-up's GAN) adds ``gamma / 2 * R1`` (:func:`medgan_core.losses.r1_penalty`) to
-``loss_D``; experiment 03 uses 1, because without it the generator collapses to one point per class. Uniform ``y'`` is what makes the generated
-features a remedy for imbalance: every class is drawn equally often.
+``loss_D``; experiment 03 uses 1, because without it the generator collapses to one point per
+class. Uniform ``y'`` is what makes the generated features a remedy for imbalance: every class is
+drawn equally often.
 
 Shapes: :class:`FeatureGenerator` ``z`` `(B, nz)`, ``y`` `(B,)` -> linear -> `(B, 2^u w_G, S/2^u, S/2^u)`
 -> ``u`` transposed convolutions (stride 2; ``u = 2`` when ``S`` is divisible by 4, else 1) -> 3x3
