@@ -79,7 +79,7 @@ def seam_ratio(image: Tensor | np.ndarray, rows: list[int], cols: list[int]) -> 
         rows: border rows ``k`` (between pixel rows ``k - 1`` and ``k``), from :func:`window_borders`.
         cols: border columns, likewise.
     """
-    x = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image).double()
+    x = torch.as_tensor(image).double()
     x = x.reshape(-1, *x.shape[-2:])  # `(M, H, W)`
     if not rows and not cols:
         raise ValueError("seam_ratio needs at least one interior border (rows or cols).")
