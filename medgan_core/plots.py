@@ -26,7 +26,8 @@ __all__ = [
     "to_display", "image_grid", "class_grid", "snapshot_grid", "loss_curves", "fidelity_bars", "arm_bars",
     "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
     "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
-    "convergence_curves", "metrics_over_training", "feature_projection",
+    "convergence_curves", "metrics_over_training", "feature_projection", "mtf_curves", "interval_lines",
+    "seam_panels", "interval_bars",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -853,5 +854,132 @@ def feature_projection(real: np.ndarray, y_real: np.ndarray, fakes: Mapping[str,
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mtf_curves(mtfs: Mapping[str, np.ndarray], f: np.ndarray, title: str = "Simulated kernel styles") -> Figure:
+    """Modulation transfer functions ``M(f)`` against radial frequency (1: a frequency passes unchanged).
+
+    Args:
+        mtfs: ``{style: M(f) (F,)}``.
+        f: radial frequencies `(F,)`, cycles per pixel.
+        title: the axes title.
+    """
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, m in mtfs.items():
+        ax.plot(f, m, label=name)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("radial frequency (cycles per pixel)")
+    ax.set_ylabel("gain M(f)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def interval_lines(table: pd.DataFrame, x: str, hue: str, y: str = "mean", ylabel: str | None = None,
+                   title: str | None = None, reference: float | None = None, reference_label: str = "") -> Figure:
+    """A metric against ``x``, one line per ``hue`` value, each point with its 95% interval (``ci_low``, ``ci_high``).
+
+    Args:
+        table: one row per point with columns ``x``, ``hue``, ``y``, ``ci_low`` and ``ci_high``.
+        x: the column on the horizontal axis (drawn on a log2 scale when every value is a power of two).
+        hue: the column that makes the lines.
+        y: the column of the point estimates.
+        ylabel: the vertical axis label (with unit and direction).
+        title: the axes title.
+        reference: a grey dashed line (e.g. no translation), or ``None``.
+        reference_label: its legend entry.
+    """
+    missing = {x, hue, y, "ci_low", "ci_high"} - set(table.columns)
+    if missing:
+        raise ValueError(f"interval_lines: the table lacks columns {sorted(missing)}.")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for key, part in table.sort_values(x).groupby(hue, sort=True):
+        mean = part[y].to_numpy(float)
+        err = np.nan_to_num(np.vstack([mean - part.ci_low.to_numpy(float), part.ci_high.to_numpy(float) - mean]))
+        ax.errorbar(part[x].to_numpy(float), mean, yerr=err, marker="o", capsize=4, label=f"{hue} {key}")
+    values = table[x].to_numpy(float)
+    whole = np.all(values == np.round(values)) and (values > 0).all()
+    if whole and not (values.astype(int) & (values.astype(int) - 1)).any():  # powers of two: a log2 axis
+        ticks = sorted(set(values.astype(int)))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(v) for v in ticks])
+    if reference is not None:
+        ax.axhline(reference, color="grey", ls="--", lw=1, label=reference_label or None)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or y)
+    ax.set_title(title or "")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def seam_panels(images: Mapping[str, np.ndarray], rows: Sequence[int], cols: Sequence[int], ratios: Mapping[str, float],
+                zoom: tuple[slice, slice] | None = None, title: str | None = None) -> Figure:
+    """Tiled translations side by side with the window borders marked, and each one's seam ratio in its title.
+
+    Args:
+        images: ``{label: (H, W) image in [-1, 1]}``.
+        rows: border rows (from :func:`~medgan_core.models.tiling.window_borders`), drawn as thin lines.
+        cols: border columns.
+        ratios: ``{label: seam ratio}`` (1: no seams).
+        zoom: the region shown (rows, cols), or ``None`` for the whole image.
+        title: the figure's title.
+    """
+    zr, zc = zoom if zoom is not None else (slice(None), slice(None))
+    fig, axes = plt.subplots(1, len(images), figsize=(3.4 * len(images), 3.7), squeeze=False)
+    for ax, (label, img) in zip(axes[0], images.items()):
+        x = to_display(np.asarray(img)[None])[0]
+        r0, c0 = zr.start or 0, zc.start or 0
+        ax.imshow(x[zr, zc], cmap="gray", vmin=0, vmax=1, extent=(c0 - 0.5, c0 + x[zr, zc].shape[1] - 0.5,
+                                                                 r0 + x[zr, zc].shape[0] - 0.5, r0 - 0.5))
+        for k in rows:
+            if r0 <= k < r0 + x[zr, zc].shape[0]:
+                ax.axhline(k - 0.5, color="tab:red", lw=0.4, alpha=0.6)
+        for k in cols:
+            if c0 <= k < c0 + x[zr, zc].shape[1]:
+                ax.axvline(k - 0.5, color="tab:red", lw=0.4, alpha=0.6)
+        ax.set_title(f"{label}\nseam ratio {ratios[label]:.2f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def interval_bars(table: pd.DataFrame, label: str, y: str = "mean", ylabel: str | None = None, title: str | None = None,
+                  reference: float | None = None, reference_label: str = "") -> Figure:
+    """One bar per row with its 95% interval (``ci_low``, ``ci_high``), labelled by the column ``label``.
+
+    Args:
+        table: rows with columns ``label``, ``y``, ``ci_low`` and ``ci_high``.
+        label: the column that names each bar.
+        y: the column of the estimates.
+        ylabel: the vertical axis label (with direction).
+        title: the axes title.
+        reference: a grey dashed line (e.g. chance), or ``None``.
+        reference_label: its legend entry.
+    """
+    missing = {label, y, "ci_low", "ci_high"} - set(table.columns)
+    if missing:
+        raise ValueError(f"interval_bars: the table lacks columns {sorted(missing)}.")
+    mean = table[y].to_numpy(float)
+    err = np.nan_to_num(np.vstack([mean - table.ci_low.to_numpy(float), table.ci_high.to_numpy(float) - mean]))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(table) + 1.5), 3.6))
+    pos = np.arange(len(table))
+    ax.bar(pos, mean, yerr=err, capsize=4, color=BASE_COLOUR)
+    ax.set_xticks(pos, list(table[label]), rotation=20, ha="right")
+    if reference is not None:
+        ax.axhline(reference, color="grey", ls="--", lw=1, label=reference_label or None)
+        if reference_label:
+            ax.legend(fontsize=8)
+    ax.set_ylabel(ylabel or y)
+    ax.set_title(title or "")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -281,3 +281,86 @@ def test_isic_dcgan_first_and_no_help_and_the_claims_table():
     table = isic_writeup.claims_table({"no_help": ("x", "y")})
     assert len(table) == len(isic_writeup.CLAIMS) and table.iloc[0]["our verdict"] == "x"
     assert table.iloc[-1]["our verdict"] == "not tested here" and "experiment 04" in table.iloc[-1]["our evidence"]
+
+
+# ---------------------------------------------------------------- experiment 04 (CycleGAN style-transfer write-up)
+from medgan_core.experiments import cyclegan_style_transfer as cyclegan_writeup  # noqa: E402
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("diff,verdict", [
+    ((1.2, 0.5, 1.9), "supported (the paired baseline beat CycleGAN)"),
+    ((-0.8, -1.5, -0.1), "contradicted (CycleGAN beat the paired baseline)"),
+    ((0.3, -0.2, 0.8), "not shown (no measurable difference)"),
+    ((0.0, 0.0, 0.0), "not shown (no measurable difference)"),  # an interval touching 0 is not above it
+    ((1.2, NAN, NAN), "withheld (no interval)"),
+    ((1.2, 0.5, NAN), "withheld (no interval)"),
+    ((NAN, 0.5, 1.9), "withheld (no interval)"),
+])
+def test_cyclegan_paired_evidence_branches(diff, verdict):
+    assert cyclegan_writeup.paired_evidence(diff, "PSNR, dB; higher is better", 3)[0] == verdict
+
+
+def test_cyclegan_paired_evidence_text_holds_the_numbers():
+    verdict, text = cyclegan_writeup.paired_evidence((1.234, 0.5, 1.9), "PSNR, dB; higher is better", 3)
+    assert text == "pix2pix minus CycleGAN, PSNR, dB; higher is better: +1.23 (95% CI +0.5 to +1.9), 3 seeds each"
+    assert "-0.8 (95% CI -1.5 to -0.1)" in cyclegan_writeup.paired_evidence((-0.8, -1.5, -0.1), "SSIM", 5)[1]
+
+
+PATCHES, BATCHES = (64, 128), (2, 16)
+
+
+@pytest.mark.parametrize("patch,batch,verdict", [
+    ((2.0, 1.0, 3.0), (0.2, -0.5, 0.9), "supported (patch size helped; batch size made no measurable change)"),
+    ((-2.0, -3.0, -1.0), (0.2, -0.5, 0.9), "supported (patch size hurt; batch size made no measurable change)"),
+    ((0.2, -0.5, 0.9), (2.0, 1.0, 3.0), "contradicted (batch size helped; patch size made no measurable change)"),
+    ((0.2, -0.5, 0.9), (-2.0, -3.0, -1.0), "contradicted (batch size hurt; patch size made no measurable change)"),
+    ((0.2, -0.5, 0.9), (-0.3, -1.0, 0.4), "not shown (neither made a measurable change)"),
+    ((2.0, 1.0, 3.0), (1.0, 0.5, 1.5), "supported in size only (both changed the metric; patch more)"),
+    ((1.0, 0.5, 1.5), (-2.0, -3.0, -1.0), "contradicted in size only (both changed the metric; batch more)"),
+    ((NAN, NAN, NAN), (1.0, 0.5, 1.5), "withheld (no interval)"),
+    ((2.0, 1.0, 3.0), (1.0, NAN, 1.5), "withheld (no interval)"),
+])
+def test_cyclegan_patch_evidence_branches(patch, batch, verdict):
+    assert cyclegan_writeup.patch_evidence(patch, batch, PATCHES, BATCHES, "SSIM")[0] == verdict
+
+
+def test_cyclegan_patch_evidence_text_holds_the_sizes_and_numbers():
+    _, text = cyclegan_writeup.patch_evidence((2.5, 1.25, 3.75), (-0.125, -0.5, 0.25), PATCHES, BATCHES,
+                                              "PSNR (dB, higher is better)")
+    assert text == ("PSNR (dB, higher is better): patch 64 -> 128 px +2.5 (95% CI +1.25 to +3.75); "
+                    "batch 2 -> 16 -0.125 (95% CI -0.5 to +0.25)")
+
+
+@pytest.mark.parametrize("change,verdict", [
+    ((0.4, 0.1, 0.7), "sharper"),
+    ((-0.4, -0.7, -0.1), "smoother"),
+    ((0.1, -0.2, 0.4), "no measurable change"),
+    ((0.1, NAN, 0.4), "withheld (no interval)"),
+    ((0.1, 0.05, NAN), "withheld (no interval)"),
+])
+def test_cyclegan_change_evidence_branches(change, verdict):
+    out, text = cyclegan_writeup.change_evidence(change, "MTF50, translated minus source", "sharper", "smoother")
+    assert out == verdict and text.startswith("MTF50, translated minus source: ")
+    assert f"{change[0]:+.3g} (95% CI {change[1]:+.3g} to {change[2]:+.3g})" in text
+
+
+def test_cyclegan_writeup_and_claims_tables():
+    table = cyclegan_writeup.writeup_table()
+    assert list(table.columns) == [cyclegan_writeup.WRITEUP_WHO] and "student's own runs" in table.columns[0]
+    assert table.index.name == "the write-up's setting" and len(table) == len(cyclegan_writeup.WRITEUP_SETTINGS)
+    assert table.loc["patches and batches", cyclegan_writeup.WRITEUP_WHO] == (
+        "64 x 64 patches with batch 16, and 128 x 128 patches with batch 2")
+    assert table.loc["metrics reported"].item() == "none (samples only)"
+    claims = cyclegan_writeup.claims_table({"paired": ("supported (x)", "e1"), "patch": ("not shown (y)", "e2")})
+    assert list(claims.index) == [cyclegan_writeup.CLAIMS["paired"], cyclegan_writeup.CLAIMS["patch"]]
+    assert claims.index.name == "the write-up observed" and list(claims.columns) == ["our verdict", "evidence"]
+    assert claims.loc[cyclegan_writeup.CLAIMS["patch"], "evidence"] == "e2"
+    with pytest.raises(KeyError):
+        cyclegan_writeup.claims_table({"unknown": ("a", "b")})
+
+
+def test_patch_evidence_does_not_say_both_changed_when_only_the_patch_did():
+    verdict, _ = cyclegan_writeup.patch_evidence((0.1, 0.05, 0.15), (0.5, -1.0, 2.0), (64, 128), (2, 16), "PSNR")
+    assert "both changed" not in verdict and verdict.startswith("supported")

@@ -1,4 +1,4 @@
-"""MS-SSIM diversity (scales for small images, identical vs noise) and paired SSIM/PSNR."""
+"""MS-SSIM diversity (scales for small images, identical vs noise) and paired SSIM/PSNR/MAE."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from medgan_core.metrics.diversity import (
     max_ms_ssim_scales,
     ms_ssim_betas,
     ms_ssim_diversity,
+    paired_mae,
     paired_psnr,
+    paired_scores,
     paired_ssim,
 )
 
@@ -116,3 +118,44 @@ def test_paired_ssim_and_psnr_hand_values():
     assert paired_ssim(x, noise(4, 32, seed=4))["mean"] < 0.1
     with pytest.raises(ValueError, match="same shape"):
         paired_ssim(x, x[:2])
+
+
+def test_paired_mae_hand_values():
+    x = noise(3, 16, seed=5)
+    same = paired_mae(x, x)
+    assert same["per_pair"].shape == (3,) and np.all(same["per_pair"] == 0) and same["mean"] == 0
+    a = np.zeros((3, 16, 16), dtype=np.uint8)
+    b = np.full((3, 16, 16), 51, dtype=np.uint8)  # 51 / 255 = 0.2
+    assert paired_mae(a, b)["per_pair"] == pytest.approx([0.2] * 3)
+    f = torch.zeros(3, 1, 16, 16)
+    g = f + torch.tensor([0.0, 0.2, -0.6])[:, None, None, None]  # offsets in [-1, 1]: half of them in [0, 1]
+    mae = paired_mae(f, g)
+    assert mae["per_pair"] == pytest.approx([0.0, 0.1, 0.3]) and mae["mean"] == pytest.approx(0.4 / 3)
+    assert paired_mae(g, f)["per_pair"] == pytest.approx(mae["per_pair"])  # symmetric
+    black, half = f - 1.0, f - 1.0
+    half[:, :, :8] = 1.0  # half the pixels black to white: off by 1 in [0, 1]
+    assert paired_mae(black, half)["per_pair"] == pytest.approx([0.5] * 3)
+
+
+def test_paired_scores_one_row_per_image_agreeing_with_each_metric():
+    pred, truth = noise(4, 32, channels=3, seed=6), noise(4, 32, channels=3, seed=7)
+    truth[0] = pred[0]  # one perfect translation
+    table = paired_scores(pred, truth)
+    assert list(table.columns) == ["psnr", "ssim", "mae"] and len(table) == 4
+    np.testing.assert_allclose(table["psnr"], paired_psnr(pred, truth)["per_pair"])
+    np.testing.assert_allclose(table["ssim"], paired_ssim(pred, truth)["per_pair"])
+    np.testing.assert_allclose(table["mae"], paired_mae(pred, truth)["per_pair"])
+    assert table.loc[0, "mae"] == 0 and table.loc[0, "ssim"] == pytest.approx(1.0)
+    assert (table.loc[1:, "mae"] > 0.2).all()  # independent uniform noise: about 1/3
+    floats = torch.from_numpy(pred).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    same = paired_scores(floats, torch.from_numpy(truth).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+    np.testing.assert_allclose(same["mae"], table["mae"], atol=1e-6)  # uint8 and [-1, 1] floats agree
+
+
+@pytest.mark.parametrize("fn", [paired_mae, paired_scores])
+def test_paired_mae_and_scores_need_the_same_shape(fn):
+    x = noise(4, 32, seed=3)
+    with pytest.raises(ValueError, match="same shape"):
+        fn(x, x[:2])
+    with pytest.raises(ValueError, match="same shape"):
+        fn(x, noise(4, 24, seed=3))

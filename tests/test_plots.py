@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
@@ -283,3 +284,92 @@ def test_metrics_over_training_one_panel_per_metric_with_reference_and_kept_step
     assert seen.axes[0].get_xlabel() == "images seen" and list(seen.axes[0].get_lines()[0].get_xdata()) == [1600, 3200, 4800]
     with pytest.raises(ValueError, match="at least one"):
         plots.metrics_over_training({"A": a.iloc[:0]}, {"recall": "r"})
+
+
+def test_mtf_curves_one_line_per_style_and_the_unit_gain():
+    f = np.linspace(0, 0.5, 20)
+    fig = plots.mtf_curves({"smooth": np.exp(-10 * f), "sharp": 1 + f}, f, title="kernels")
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 3 and list(lines[0].get_xdata()) == pytest.approx(f) and lines[1].get_ydata()[-1] == 1.5
+    assert list(lines[2].get_ydata()) == [1.0, 1.0] and lines[2].get_linestyle() == "--"  # gain 1: unchanged
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["smooth", "sharp"]
+    assert ax.get_title() == "kernels" and "cycles per pixel" in ax.get_xlabel() and "M(f)" in ax.get_ylabel()
+
+
+def _interval_table(xs=(32, 64, 128), hues=(2, 16)) -> pd.DataFrame:
+    rows = [{"patch": x, "batch": b, "mean": 20 + i + 3 * j, "ci_low": 19 + i + 3 * j, "ci_high": 22 + i + 3 * j}
+            for j, b in enumerate(hues) for i, x in enumerate(xs)]
+    return pd.DataFrame(rows).sample(frac=1, random_state=0)  # shuffled: the lines are drawn in x order
+
+
+def test_interval_lines_one_errorbar_line_per_hue_on_a_log2_axis():
+    fig = plots.interval_lines(_interval_table(), "patch", "batch", ylabel="PSNR (dB, higher is better)",
+                               title="patch vs batch", reference=18.0, reference_label="no translation")
+    (ax,) = fig.axes
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    line, _, (vlines,) = bars[0].lines
+    assert list(line.get_xdata()) == [32, 64, 128] and list(line.get_ydata()) == [20, 21, 22]
+    assert [tuple(seg[:, 1]) for seg in vlines.get_segments()] == [(19, 22), (20, 23), (21, 24)]  # ci_low to ci_high
+    assert list(bars[1].lines[0].get_ydata()) == [23, 24, 25]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["no translation", "batch 2", "batch 16"]
+    assert [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == "--"] == [18.0]
+    assert ax.get_xlabel() == "patch" and ax.get_ylabel() == "PSNR (dB, higher is better)"
+    assert ax.get_title() == "patch vs batch"
+
+
+def test_interval_lines_linear_axis_unless_powers_of_two_and_nan_intervals():
+    table = _interval_table(xs=(10, 20, 30), hues=(1,))
+    fig = plots.interval_lines(table, "patch", "batch")
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "linear" and ax.get_ylabel() == "mean" and ax.get_legend() is not None
+    nan = _interval_table().astype({"ci_low": float, "ci_high": float})
+    nan.loc[nan.patch == 64, ["ci_low", "ci_high"]] = np.nan  # e.g. a single seed: no interval
+    (ax,) = plots.interval_lines(nan, "patch", "batch").axes
+    assert len(ax.containers) == 2 and np.isfinite(ax.containers[0].lines[2][0].get_segments()[1]).all()
+
+
+def test_interval_lines_names_the_missing_columns():
+    with pytest.raises(ValueError, match=r"lacks columns \['ci_high', 'psnr'\]"):
+        plots.interval_lines(_interval_table().drop(columns="ci_high"), "patch", "batch", y="psnr")
+
+
+def test_seam_panels_one_panel_per_image_with_borders_and_ratio():
+    images = {"plain tiling": np.zeros((48, 48)), "blended": np.full((48, 48), 0.5)}
+    fig = plots.seam_panels(images, rows=[16, 32], cols=[24], ratios={"plain tiling": 31.416, "blended": 0.9},
+                            title="seams")
+    assert len(fig.axes) == 2 and n_images(fig) == 2 and fig._suptitle.get_text() == "seams"
+    assert [ax.get_title() for ax in fig.axes] == ["plain tiling\nseam ratio 31.42", "blended\nseam ratio 0.90"]
+    assert all(len(ax.get_lines()) == 3 for ax in fig.axes)  # two border rows, one border column
+    assert fig.axes[1].get_images()[0].get_array()[0, 0] == pytest.approx(0.75)  # [-1, 1] shown as [0, 1]
+    zoomed = plots.seam_panels({"a": np.zeros((48, 48))}, [16, 32], [24], {"a": 1.0}, zoom=(slice(8, 24), slice(0, 20)))
+    (ax,) = zoomed.axes
+    assert ax.get_images()[0].get_array().shape == (16, 20)
+    assert [ln.get_ydata()[0] for ln in ax.get_lines()] == [15.5]  # only the border row inside the zoom
+
+
+def test_interval_bars_one_bar_per_row_with_its_interval():
+    table = pd.DataFrame({"method": ["CycleGAN", "pix2pix", "identity"], "mean": [0.6, 0.8, 0.5],
+                          "ci_low": [0.5, 0.7, np.nan], "ci_high": [0.7, 0.95, np.nan]})
+    fig = plots.interval_bars(table, "method", ylabel="SSIM (higher is better)", title="translation",
+                              reference=0.5, reference_label="no translation")
+    (ax,) = fig.axes
+    rects = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [round(r.get_height(), 3) for r in rects] == [0.6, 0.8, 0.5]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["CycleGAN", "pix2pix", "identity"]
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    segments = bars.lines[2][0].get_segments()
+    assert [tuple(np.round(seg[:, 1], 3)) for seg in segments] == [(0.5, 0.7), (0.7, 0.95), (0.5, 0.5)]  # NaN: none
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["no translation"]
+    assert ax.get_ylabel() == "SSIM (higher is better)" and ax.get_title() == "translation"
+    plain = plots.interval_bars(table, "method")
+    assert plain.axes[0].get_legend() is None and plain.axes[0].get_ylabel() == "mean"
+
+
+def test_interval_lines_keeps_a_linear_axis_for_non_integer_x():
+    table = pd.DataFrame({"p": [1.5, 2.5, 4.5], "h": "a", "mean": [1, 2, 3], "ci_low": [0, 1, 2], "ci_high": [2, 3, 4]})
+    fig = plots.interval_lines(table, "p", "h")
+    assert fig.axes[0].get_xscale() == "linear"
+    plt.close(fig)

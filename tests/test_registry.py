@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from medgan_core.data.patches import PatchPairs
 from medgan_core.data.nodule_sequences import NoduleBatches, NoduleSequences
-from medgan_core.models import bagan, cgan, dcgan, sqaggan
+from medgan_core.models import bagan, cgan, cyclegan, dcgan, pix2pix, sqaggan
 from medgan_core.models.registry import FAMILIES, GAN_NAMES, build_gan, define_D, define_G, sample
 from medgan_core.train import ImageBatches
 
@@ -42,6 +43,12 @@ def build_tiny(name: str, seed: int = 0, **kw):
     """Every registry name at the tiny size, with what it needs (BAGAN: a tiny autoencoder and latent)."""
     if name.startswith("sqaggan"):
         return build_gan(name, num_features=2, width_G=2, width_D=2, seed=seed, **kw), nodule_data()
+    if name in ("cyclegan", "pix2pix"):  # translators: patches of two domains, at least 24 px for the PatchGAN
+        g = torch.Generator().manual_seed(seed)
+        x, y = (torch.rand(4, 1, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+        family = {"n_blocks": 1} if name == "cyclegan" else {"n_down": 2}
+        return (build_gan(name, channels=1, width_G=4, width_D=4, seed=seed, **family, **kw),
+                PatchPairs(x, y, patch=32, batch_size=2, paired=name == "pix2pix"))
     if name == "biggan":  # at least 32 px; nz divisible by the 4 latent chunks
         return build_gan(name, num_classes=3, **{**TINY, "image_size": 32}, seed=seed, n_critic=2, **kw), image_data(size=32)
     data = image_data()
@@ -55,9 +62,9 @@ def build_tiny(name: str, seed: int = 0, **kw):
 
 def test_names_and_families():
     assert GAN_NAMES == ("dcgan", "cwgan_gp", "bagan", "bagan_gp", "bagan_autoencoder", "sqaggan", "sqaggan_no_lstm",
-                         "simple_gan", "biggan", "feature_gan")
+                         "simple_gan", "biggan", "feature_gan", "cyclegan", "pix2pix")
     assert FAMILIES["dcgan"] is dcgan and FAMILIES["cwgan_gp"] is cgan and FAMILIES["bagan_gp"] is bagan
-    assert FAMILIES["sqaggan_no_lstm"] is sqaggan
+    assert FAMILIES["sqaggan_no_lstm"] is sqaggan and FAMILIES["cyclegan"] is cyclegan and FAMILIES["pix2pix"] is pix2pix
     for name, family in FAMILIES.items():
         assert callable(family.train_step) and name in family.BETAS
 

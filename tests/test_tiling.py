@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from medgan_core.models.tiling import seam_ratio, tiled_translate, window_borders
+from medgan_core.models.tiling import seam_ratio, tiled_translate, translate, window_borders
 
 
 def smooth_image(n: int = 96) -> torch.Tensor:
@@ -66,3 +66,47 @@ def test_bad_tiling_input_is_refused():
         tiled_translate(lambda x: x, torch.zeros(1, 1, 64, 64), roi=32, overlap=1.0)
     with pytest.raises(ValueError, match="mode"):
         tiled_translate(lambda x: x, torch.zeros(1, 1, 64, 64), roi=32, mode="mean")
+
+
+def noisy_net() -> torch.nn.Module:
+    """A seeded image-to-image network whose train-mode output is random (dropout) and whose batch norm would
+    move its running statistics in train mode."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5),
+                               torch.nn.Conv2d(4, 1, 3, padding=1), torch.nn.Tanh())
+
+
+def test_translate_is_the_eval_mode_output_at_any_batch_size():
+    net, x = noisy_net(), torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert not torch.equal(net(x), net(x))  # train mode: dropout makes every call differ
+    one, five, big = translate(net, x, batch_size=1), translate(net, x, batch_size=5), translate(net, x, batch_size=16)
+    with torch.no_grad():
+        expected = net.eval()(x)
+    torch.testing.assert_close(one, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(five, expected, rtol=0, atol=1e-6)
+    assert torch.equal(five, big) and five.shape == x.shape
+    assert five.device.type == "cpu" and five.dtype == torch.float32 and not five.requires_grad
+    assert len(translate(net, x, batch_size=2)) == 5  # a last, smaller batch is kept
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_translate_restores_the_mode_and_leaves_the_running_statistics(train):
+    net = noisy_net().train(train)
+    bn = net[1]
+    mean, seen = bn.running_mean.clone(), int(bn.num_batches_tracked)
+    translate(net, torch.rand(3, 1, 16, 16) * 2 - 1, batch_size=2)
+    assert net.training is train and all(m.training is train for m in net.modules())
+    assert torch.equal(bn.running_mean, mean) and int(bn.num_batches_tracked) == seen  # eval: statistics untouched
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_translate_refuses_a_batch_size_below_one(batch_size):
+    net = noisy_net()
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        translate(net, torch.zeros(2, 1, 16, 16), batch_size=batch_size)
+    assert net.training
+
+
+def test_translate_works_for_a_network_without_parameters():
+    x = torch.rand(3, 1, 8, 8) * 2 - 1
+    assert torch.equal(translate(torch.nn.Identity(), x), x)

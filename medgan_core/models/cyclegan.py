@@ -22,9 +22,10 @@ W/8 - 2)` scores (C64-C128-C256-C512 at ``width = 64``, 4x4 kernels, strides 2, 
 stride-1 convolution to one channel): each score sees a 70x70 patch of the input, so a model
 trained on patches applies to images of any size.
 
-Status: the networks, the losses and the schedule are here and tested; the registry does not
-build ``"cyclegan"`` yet (its two generator-discriminator pairs and image pools are wired when
-experiment 04's notebook is).
+In the registry (``build_gan("cyclegan", ...)``) ``net_G`` is a ``ModuleDict`` of ``G`` and ``F`` (one
+Adam over both, as in the paper's code), ``net_D`` one of ``D_X`` and ``D_Y``; :func:`attach` adds the
+two image pools and the learning-rate schedules, and :func:`train_step` draws ``(x, y)`` from a
+:class:`~medgan_core.data.patches.PatchPairs` (unpaired patches).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ import torch
 from torch import Tensor, nn
 
 from medgan_core.losses import cycle_consistency_l1, d_lsgan, g_lsgan, identity_l1
+from medgan_core.train.device import amp_context
+from medgan_core.train.guard import check_finite
+from medgan_core.train.image_pool import ImagePool
+from medgan_core.train.loop import frozen
 
 NAMES = ("cyclegan",)
 BETAS = {"cyclegan": (0.5, 0.999)}
@@ -171,3 +176,63 @@ def losses_G(nets: dict[str, nn.Module], x: Tensor, y: Tensor, lambda_cycle: flo
 def losses_D(nets: dict[str, nn.Module], x: Tensor, y: Tensor, fake_x: Tensor, fake_y: Tensor) -> tuple[Tensor, Tensor]:
     """``(L_D_X, L_D_Y)``: each discriminator's least-squares loss on real images and (pooled) fakes, detached."""
     return (d_lsgan(nets["D_X"](x), nets["D_X"](fake_x.detach())), d_lsgan(nets["D_Y"](y), nets["D_Y"](fake_y.detach())))
+
+
+def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, dict[str, nn.Module]]:
+    """The registry's builder: ``(ModuleDict(G, F), ModuleDict(D_X, D_Y), {})``, weights seeded by ``settings["seed"]``."""
+    torch.manual_seed(settings["seed"])
+    kw_G = dict(channels=settings["channels"], width_G=settings["width_G"], n_blocks=settings["n_blocks"])
+    kw_D = dict(channels=settings["channels"], width_D=settings["width_D"])
+    net_G = nn.ModuleDict({"G": generator(name, **kw_G), "F": generator(name, **kw_G)})
+    net_D = nn.ModuleDict({"D_X": discriminator(name, **kw_D), "D_Y": discriminator(name, **kw_D)})
+    return net_G, net_D, {}
+
+
+def attach(gan: Any) -> None:
+    """Give a built CycleGAN its image pools (``"X"``: fakes of X for ``D_X``, ``"Y"``) and its learning-rate schedules.
+
+    Both optimisers follow :func:`linear_decay` over the settings ``lr_constant_steps`` and
+    ``lr_decay_steps`` (both 0: a constant rate); the pools hold ``pool_size`` images each.
+    """
+    s = gan.settings
+    gan.pools = {"X": ImagePool(s["pool_size"], seed=s["seed"] + 1), "Y": ImagePool(s["pool_size"], seed=s["seed"] + 2)}
+    factor = lambda step: linear_decay(step, int(s["lr_constant_steps"]), int(s["lr_decay_steps"]))  # noqa: E731
+    gan.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in (("G", gan.opt_G), ("D", gan.opt_D))}
+
+
+def train_step(gan: Any, data: Any, step: int) -> dict[str, float]:
+    """One CycleGAN update: the generators on ``L_G``, then both discriminators on pooled fakes, then the schedules.
+
+    Args:
+        gan: a ``"cyclegan"`` GAN (:func:`build`, :func:`attach`).
+        data: a :class:`~medgan_core.data.patches.PatchPairs`; ``data.batch(step)`` gives ``(x, y)``.
+        step: the 0-based training step.
+
+    Returns:
+        ``loss_G`` and its terms (``loss_G_adv``, ``loss_cycle``, ``loss_identity``), ``loss_D_X``,
+        ``loss_D_Y``, ``loss_D`` (their sum) and the generators' learning rate ``lr``.
+    """
+    s = gan.settings
+    x, y = data.batch(step)
+    nets = {**gan.net_G, **gan.net_D}
+    with frozen(gan.net_D), amp_context(x.device, s["amp"]):
+        loss_G, terms = losses_G(nets, x, y, s["lambda_cycle"], s["lambda_id"])
+    check_finite("loss_G", loss_G, step)
+    gan.opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    gan.opt_G.step()
+    fake_x, fake_y = gan.pools["X"].query(terms["fake_x"].detach()), gan.pools["Y"].query(terms["fake_y"].detach())
+    with amp_context(x.device, s["amp"]):
+        loss_DX, loss_DY = losses_D(nets, x, y, fake_x, fake_y)
+    loss_D = loss_DX + loss_DY  # disjoint parameters: each discriminator gets its own loss's gradient
+    check_finite("loss_D", loss_D, step)
+    gan.opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    gan.opt_D.step()
+    lr = gan.opt_G.param_groups[0]["lr"]
+    for scheduler in gan.schedulers.values():
+        scheduler.step()
+    return {"loss_G": float(loss_G.detach()), **{k: v for k, v in terms.items() if k.startswith("loss_")},
+            "loss_D_X": float(loss_DX.detach()), "loss_D_Y": float(loss_DY.detach()), "loss_D": float(loss_D.detach()),
+            "lr": float(lr)}
+

@@ -21,6 +21,8 @@ the weights with ``torch.manual_seed``; ``generator``/``discriminator`` build on
 | `simple_gan`         | :mod:`.simple_gan`  | the simple conv GAN before DCGAN; per class like DCGAN  | (0.5, 0.999) | 2e-4     |
 | `biggan`             | :mod:`.biggan`      | BigGAN (class-conditional, hinge; truncation at sampling) | (0.0, 0.999) | G 1e-4, D 4e-4 |
 | `feature_gan`        | :mod:`.feature_gan` | class-conditional GAN over CNN feature maps (``channels``, ``image_size`` of the map) | (0.5, 0.999) | G 1e-3, D 1e-4 (write-up) |
+| `cyclegan`           | :mod:`.cyclegan`    | unpaired translation X <-> Y (``net_G``: G and F, ``net_D``: D_X and D_Y) | (0.5, 0.999) | 2e-4 |
+| `pix2pix`            | :mod:`.pix2pix`     | paired translation X -> Y (U-Net, conditional PatchGAN, L1) | (0.5, 0.999) | 2e-4 |
 
 The learning rates (``PAPER_LR`` of each family file, where the source is named: one value for
 both networks, or a ``(lr_G, lr_D)`` pair) are used when ``lr_G``/``lr_D`` are 0. The small-data
@@ -34,7 +36,11 @@ layers the family already normalises, as BigGAN's, are left as they are).
 ``torch.Generator().manual_seed(seed)`` (BAGAN: ``c ~ N(mu_cls, Sigma_cls)`` from the same
 generator), the generator in eval mode, in batches; so one seed gives the same images wherever
 it is used. ``truncation=t`` draws ``z`` from the normal truncated to ``[-t, t]`` (BigGAN's
-truncation trick, :func:`truncated_normal`): fidelity for variety.
+truncation trick, :func:`truncated_normal`): fidelity for variety. The translation families
+(``cyclegan``, ``pix2pix``) draw no latents: their ``data`` is a
+:class:`~medgan_core.data.patches.PatchPairs` and they translate with their own ``translate``.
+A family may define ``attach(gan)``, called once the optimisers exist, to add the image pools and
+learning-rate schedulers that :func:`~medgan_core.train.trainer.train_gan` checkpoints and resumes.
 """
 
 from __future__ import annotations
@@ -49,10 +55,11 @@ from torch import Tensor, nn
 
 from medgan_core.data.augment import DiffAugment
 from medgan_core.losses import Lambdas
-from medgan_core.models import bagan, biggan, cgan, dcgan, feature_gan, simple_gan, sqaggan
+from medgan_core.models import bagan, biggan, cgan, cyclegan, dcgan, feature_gan, pix2pix, simple_gan, sqaggan
 from medgan_core.train.ema import EMA
 
-FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan, feature_gan)
+FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan, feature_gan,
+                                                                    cyclegan, pix2pix)
                                    for name in family.NAMES}
 GAN_NAMES: tuple[str, ...] = tuple(FAMILIES)
 # settings only some families take, with their defaults
@@ -62,8 +69,11 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "bagan": {"critic_start": "encoder"},
     "bagan_gp": {"critic_start": "encoder"},
     "feature_gan": {"r1_weight": 0.0},
+    "cyclegan": {"n_blocks": 9, "lambda_cycle": cyclegan.LAMBDA_CYCLE, "lambda_id": cyclegan.LAMBDA_ID,
+                 "pool_size": 50, "lr_constant_steps": 0, "lr_decay_steps": 0},
+    "pix2pix": {"n_down": 8, "lambda_l1": pix2pix.LAMBDA_L1},
 }
-_NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm")
+_NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm", "cyclegan", "pix2pix")
 
 
 def _family(name: str) -> ModuleType:
@@ -88,6 +98,8 @@ class GAN:
         ema: an EMA of ``net_G`` when ``ema_decay > 0``; sampling then uses the averaged weights.
         extra_opts: optimisers of ``extras`` trained in the family's step, checkpointed with ``opt_G``
             and ``opt_D`` (the feature GAN's classifier head, :func:`~medgan_core.models.feature_gan.attach_head`).
+        pools: image pools the family's step draws from, checkpointed (CycleGAN's ``"X"`` and ``"Y"``).
+        schedulers: learning-rate schedulers the family's step advances, checkpointed (CycleGAN's linear decay).
     """
 
     name: str
@@ -100,6 +112,13 @@ class GAN:
     extras: dict[str, nn.Module] = field(default_factory=dict)
     ema: EMA | None = None
     extra_opts: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    pools: dict[str, Any] = field(default_factory=dict)
+    schedulers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def draws_latents(self) -> bool:
+        """Whether :meth:`sample` works: the GAN maps latents to images (not the autoencoder, SQ-AGGAN or a translator)."""
+        return self.name not in _NOT_SAMPLERS
 
     def train_step(self, data: Any, step: int) -> dict[str, float]:
         """One training step of this GAN's family (``FAMILIES[name].train_step``).
@@ -151,7 +170,8 @@ class GAN:
         """
         if self.name in _NOT_SAMPLERS:
             raise ValueError(f"{self.name} does not sample from latents: use bagan.fit_latent and build 'bagan' "
-                             "for the autoencoder, sqaggan.generate for SQ-AGGAN.")
+                             "for the autoencoder, sqaggan.generate for SQ-AGGAN, cyclegan.translate or "
+                             "pix2pix.translate for the translators.")
         if not 0 <= int(cls) < self.num_classes:
             raise ValueError(f"{self.name}: class {cls} is outside 0..{self.num_classes - 1}.")
         net_G = self.ema.module if self.ema is not None else self.net_G
@@ -266,7 +286,10 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
         **family_kw: SQ-AGGAN: ``num_features`` (length of ``f``), ``lam``
             (:class:`~medgan_core.losses.Lambdas`), ``grad_checkpoint``; BAGAN and BAGAN-GP:
             ``critic_start`` (``"encoder"`` or ``"fresh"``, :func:`~medgan_core.models.bagan.discriminator`);
-            ``feature_gan``: ``r1_weight`` (the R1 penalty's ``gamma``, :func:`~medgan_core.losses.r1_penalty`).
+            ``feature_gan``: ``r1_weight`` (the R1 penalty's ``gamma``, :func:`~medgan_core.losses.r1_penalty`);
+            ``cyclegan``: ``n_blocks``, ``lambda_cycle``, ``lambda_id``, ``pool_size``, ``lr_constant_steps``
+            and ``lr_decay_steps`` (:func:`~medgan_core.models.cyclegan.linear_decay`; both 0: a constant rate);
+            ``pix2pix``: ``n_down`` (stride-2 layers of the U-Net), ``lambda_l1``.
 
     Returns:
         The :class:`GAN`, its networks in train mode on ``device``.
@@ -288,6 +311,9 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     for option, on in (("diffaug", diffaug), ("spectral_norm", spectral_norm)):
         if on and (name.startswith("sqaggan") or name == "bagan_autoencoder"):
             raise ValueError(f"{option} is for the image GANs' discriminators; {name!r} has none it applies to.")
+    if (diffaug or ema_decay > 0) and name in ("cyclegan", "pix2pix"):
+        raise ValueError(f"{name} translates images: the small-data recipe's diffaug and ema_decay are not part of it; "
+                         "pass diffaug=False and ema_decay=0.")
     if diffaug and name == "feature_gan":
         raise ValueError("diffaug augments images (colour, translation, cutout); feature_gan's discriminator sees "
                          "feature maps: pass diffaug=False.")
@@ -320,7 +346,10 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     opt_G = torch.optim.Adam(net_G.parameters(), lr=lr_G, betas=betas)
     opt_D = torch.optim.Adam(net_D.parameters(), lr=lr_D, betas=betas) if net_D is not None else None
     ema = EMA(net_G, ema_decay) if ema_decay > 0 else None
-    return GAN(name, net_G, net_D, opt_G, opt_D, int(num_classes), settings, extras, ema)
+    gan = GAN(name, net_G, net_D, opt_G, opt_D, int(num_classes), settings, extras, ema)
+    if hasattr(family, "attach"):  # image pools, learning-rate schedulers
+        family.attach(gan)
+    return gan
 
 
 def sample_like(gan: Any, labels: Any, max_per_class: int, seed: int) -> tuple[Tensor, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Tiled full-resolution inference of a patch-trained image-to-image network, and a seam metric.
+"""Inference of image-to-image networks: whole images in batches (:func:`translate`), tiled full-resolution
+inference of a patch-trained network (:func:`tiled_translate`), and a seam metric.
 
 A CycleGAN generator trained on ``P x P`` patches is fully convolutional, but a whole 512 x 512
 slice may not fit in memory at once, and the network's output near a patch border (where its
@@ -24,7 +25,32 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from monai.inferers import SlidingWindowInferer
-from torch import Tensor
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def translate(net: nn.Module, images: Tensor, batch_size: int = 16) -> Tensor:
+    """``net(images)`` in eval mode and in batches, on ``net``'s device, returned on the CPU (the mode is restored).
+
+    Eval mode turns pix2pix's dropout off (its paper keeps it on at test time, as its only noise),
+    so one input always gives one output and every evaluation is reproducible without a seed.
+
+    Args:
+        net: an image-to-image network (CycleGAN's ``gan.net_G["G"]``: X -> Y or ``["F"]``: Y -> X; pix2pix's ``gan.net_G``).
+        images: `(N, C, H, W)` in [-1, 1] (``H`` and ``W`` as the network needs, e.g. divisible by 4).
+        batch_size: images per forward pass.
+    """
+    if batch_size < 1 or len(images) == 0:
+        raise ValueError(f"translate needs batch_size >= 1 and at least one image; got batch_size {batch_size}, "
+                         f"{len(images)} images.")
+    was_training = net.training
+    first = next(net.parameters(), None)
+    device = first.device if first is not None else images.device  # a network without weights runs where the images are
+    net.eval()
+    try:
+        return torch.cat([net(images[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)])
+    finally:
+        net.train(was_training)
 
 
 def tiled_translate(net: Callable[[Tensor], Tensor], image: Tensor, roi: int, overlap: float = 0.25,

@@ -66,7 +66,7 @@ def step_batch_indices(step: int, num_items: int, batch_size: int, seed: int) ->
 
 
 @contextlib.contextmanager
-def _frozen(net: nn.Module) -> Iterator[None]:
+def frozen(net: nn.Module) -> Iterator[None]:
     """Turn off ``requires_grad`` of ``net``'s parameters for the block, then restore each flag."""
     flags = [p.requires_grad for p in net.parameters()]
     net.requires_grad_(False)
@@ -160,7 +160,7 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         opt_D.step()
     out.update(loss_D=loss_D.item(), d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
 
-    with _frozen(net_D), amp_context(x.device, amp):
+    with frozen(net_D), amp_context(x.device, amp):
         x_fake_g = x_fake_kept if x_fake_kept is not None else fake(x.shape[0])
         loss_G = g_loss_fn(net_D(aug(x_fake_g), *cond).float())
     check_finite("loss_G", loss_G, step)

@@ -305,9 +305,10 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
                          f"{num_steps}, {checkpoint_every}, {n_snapshots}, {snapshot_n}.")
     if not time_budget_s >= 0:
         raise ValueError(f"time_budget_s must be >= 0 (0: no budget), got {time_budget_s}.")
-    if n_snapshots and snapshot_fn is None and gan.name in ("sqaggan", "sqaggan_no_lstm"):
+    if n_snapshots and snapshot_fn is None and not getattr(gan, "draws_latents", True) and gan.name != "bagan_autoencoder":
         raise ValueError(f"{gan.name} has no class sampler for the default snapshot; pass snapshot_fn "
-                         "(SQ-AGGAN: lambda g: sqaggan.five_panel_snapshot(g.net_G, data.fixed(rows))).")
+                         "(SQ-AGGAN: lambda g: sqaggan.five_panel_snapshot(g.net_G, data.fixed(rows)); "
+                         "CycleGAN: translations of fixed images).")
     if eval_fn is not None and int(eval_every) < 1:
         raise ValueError(f"eval_fn needs eval_every >= 1 (steps between validations), got {eval_every}.")
     if int(patience) < 0:
@@ -387,7 +388,8 @@ def train_gan(gan: "GAN", data: Any, *, num_steps: int, time_budget_s: float = 0
     mem = PeakMemory(gan.settings.get("device", "cpu"), [gan.net_G, gan.net_D])
     with mem:
         history = train_loop(step_fn, num_steps, run_dir=run_dir, models=models, optimizers=optimizers,
-                             ema={"G": gan.ema} if gan.ema is not None else None, checkpoint_every=every,
+                             ema={"G": gan.ema} if gan.ema is not None else None, pools=getattr(gan, "pools", None) or None,
+                             schedulers=getattr(gan, "schedulers", None) or None, checkpoint_every=every,
                              keep_last=1 if checkpoint_every == 0 else 2, extra=extra, progress=progress,
                              desc=desc or gan.name, should_stop=should_stop)
     steps = len(history)
