@@ -157,7 +157,7 @@ def test_train_step_learns_a_paired_translation(one_thread):
     gan, data = tiny_gan(), Pairs()
     history = [pix2pix.train_step(gan, data, step) for step in range(80)]
     first, last = history[0], history[-1]
-    assert set(first) == {"loss_D", "loss_G", "loss_G_adv", "loss_l1", "d_real", "d_fake"}
+    assert set(first) == {"loss_D", "loss_G", "loss_G_adv", "loss_l1", "d_real", "d_fake", "lr"}
     assert all(isinstance(v, float) and torch.isfinite(torch.tensor(v)) for h in history for v in h.values())
     assert first["loss_D"] == pytest.approx(math.log(2), abs=0.1)  # 1/2 (log 2 + log 2) at logits near 0
     assert first["loss_G"] == pytest.approx(first["loss_G_adv"] + pix2pix.LAMBDA_L1 * first["loss_l1"], rel=1e-5)

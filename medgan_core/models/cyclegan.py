@@ -188,16 +188,22 @@ def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, di
     return net_G, net_D, {}
 
 
+def decay_schedules(gan: Any) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+    """``{"G": ..., "D": ...}``: both optimisers on :func:`linear_decay` over the settings ``lr_constant_steps``
+    and ``lr_decay_steps`` (both 0: a constant rate); the family's ``train_step`` steps them once per step."""
+    s = gan.settings
+    factor = lambda step: linear_decay(step, int(s["lr_constant_steps"]), int(s["lr_decay_steps"]))  # noqa: E731
+    return {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in (("G", gan.opt_G), ("D", gan.opt_D))}
+
+
 def attach(gan: Any) -> None:
     """Give a built CycleGAN its image pools (``"X"``: fakes of X for ``D_X``, ``"Y"``) and its learning-rate schedules.
 
-    Both optimisers follow :func:`linear_decay` over the settings ``lr_constant_steps`` and
-    ``lr_decay_steps`` (both 0: a constant rate); the pools hold ``pool_size`` images each.
+    The pools hold ``pool_size`` images each; the schedules are :func:`decay_schedules`.
     """
     s = gan.settings
     gan.pools = {"X": ImagePool(s["pool_size"], seed=s["seed"] + 1), "Y": ImagePool(s["pool_size"], seed=s["seed"] + 2)}
-    factor = lambda step: linear_decay(step, int(s["lr_constant_steps"]), int(s["lr_decay_steps"]))  # noqa: E731
-    gan.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in (("G", gan.opt_G), ("D", gan.opt_D))}
+    gan.schedulers = decay_schedules(gan)
 
 
 def train_step(gan: Any, data: Any, step: int) -> dict[str, float]:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from medgan_core.losses import d_nonsaturating, g_nonsaturating
-from medgan_core.models.cyclegan import PatchDiscriminator
+from medgan_core.models.cyclegan import PatchDiscriminator, decay_schedules
 from medgan_core.train.device import amp_context
 from medgan_core.train.guard import check_finite
 from medgan_core.train.loop import frozen
@@ -137,6 +137,12 @@ def build(name: str, settings: dict[str, Any]) -> tuple[nn.Module, nn.Module, di
     return net_G, discriminator(name, channels=s["channels"], width_D=s["width_D"]), {}
 
 
+def attach(gan: "GAN") -> None:
+    """Give a built pix2pix the linearly decaying learning rate of its reference code (constant, then to 0):
+    :func:`~medgan_core.models.cyclegan.decay_schedules` over ``lr_constant_steps`` and ``lr_decay_steps``."""
+    gan.schedulers = decay_schedules(gan)
+
+
 def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     """One pix2pix update: a discriminator step on ``L_D``, then a generator step on ``L_G`` (module docstring).
 
@@ -149,7 +155,8 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
         step: the 0-based training step.
 
     Returns:
-        ``loss_D``, ``loss_G``, ``loss_G_adv``, ``loss_l1``, ``d_real``, ``d_fake`` (mean logits).
+        ``loss_D``, ``loss_G``, ``loss_G_adv``, ``loss_l1``, ``d_real``, ``d_fake`` (mean logits) and the
+        generator's learning rate ``lr`` during the step.
     """
     net_G, net_D, s = gan.net_G, gan.net_D, gan.settings
     lambda_l1, amp = s.get("lambda_l1", LAMBDA_L1), s.get("amp", False)
@@ -170,6 +177,9 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     gan.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     gan.opt_G.step()
+    lr = gan.opt_G.param_groups[0]["lr"]
+    for scheduler in getattr(gan, "schedulers", {}).values():
+        scheduler.step()
     return {"loss_D": loss_D.item(), "loss_G": loss_G.item(), "loss_G_adv": loss_G_adv.item(),
-            "loss_l1": loss_l1.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+            "loss_l1": loss_l1.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item(), "lr": float(lr)}
 

@@ -71,7 +71,7 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "feature_gan": {"r1_weight": 0.0},
     "cyclegan": {"n_blocks": 9, "lambda_cycle": cyclegan.LAMBDA_CYCLE, "lambda_id": cyclegan.LAMBDA_ID,
                  "pool_size": 50, "lr_constant_steps": 0, "lr_decay_steps": 0},
-    "pix2pix": {"n_down": 8, "lambda_l1": pix2pix.LAMBDA_L1},
+    "pix2pix": {"n_down": 8, "lambda_l1": pix2pix.LAMBDA_L1, "lr_constant_steps": 0, "lr_decay_steps": 0},
 }
 _NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm", "cyclegan", "pix2pix")
 
@@ -289,7 +289,8 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
             ``feature_gan``: ``r1_weight`` (the R1 penalty's ``gamma``, :func:`~medgan_core.losses.r1_penalty`);
             ``cyclegan``: ``n_blocks``, ``lambda_cycle``, ``lambda_id``, ``pool_size``, ``lr_constant_steps``
             and ``lr_decay_steps`` (:func:`~medgan_core.models.cyclegan.linear_decay`; both 0: a constant rate);
-            ``pix2pix``: ``n_down`` (stride-2 layers of the U-Net), ``lambda_l1``.
+            ``pix2pix``: ``n_down`` (stride-2 layers of the U-Net), ``lambda_l1``, ``lr_constant_steps`` and
+            ``lr_decay_steps`` (the same schedule).
 
     Returns:
         The :class:`GAN`, its networks in train mode on ``device``.
