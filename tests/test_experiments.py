@@ -317,8 +317,8 @@ PATCHES, BATCHES = (64, 128), (2, 16)
     ((0.2, -0.5, 0.9), (2.0, 1.0, 3.0), "contradicted (batch size helped; patch size made no measurable change)"),
     ((0.2, -0.5, 0.9), (-2.0, -3.0, -1.0), "contradicted (batch size hurt; patch size made no measurable change)"),
     ((0.2, -0.5, 0.9), (-0.3, -1.0, 0.4), "not shown (neither made a measurable change)"),
-    ((2.0, 1.0, 3.0), (1.0, 0.5, 1.5), "supported in size only (both changed the metric; patch more)"),
-    ((1.0, 0.5, 1.5), (-2.0, -3.0, -1.0), "contradicted in size only (both changed the metric; batch more)"),
+    ((2.0, 1.0, 3.0), (1.0, 0.5, 1.5), "supported (both changed the metric; patch size more)"),
+    ((1.0, 0.5, 1.5), (-2.0, -3.0, -1.0), "contradicted (both changed the metric; batch size more)"),
     ((NAN, NAN, NAN), (1.0, 0.5, 1.5), "withheld (no interval)"),
     ((2.0, 1.0, 3.0), (1.0, NAN, 1.5), "withheld (no interval)"),
 ])

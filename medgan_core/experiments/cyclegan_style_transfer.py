@@ -89,7 +89,7 @@ def patch_evidence(patch: tuple[float, float, float], batch: tuple[float, float,
         return (f"{'supported' if p_sig else 'contradicted'} ({which} size {'helped' if est > 0 else 'hurt'}; {other} size "
                 "made no measurable change)"), text
     bigger = "patch" if abs(patch[0]) > abs(batch[0]) else "batch"
-    return f"{'supported' if bigger == 'patch' else 'contradicted'} in size only (both changed the metric; {bigger} more)", text
+    return f"{'supported' if bigger == 'patch' else 'contradicted'} (both changed the metric; {bigger} size more)", text
 
 
 def change_evidence(change: tuple[float, float, float], what: str, good: str, bad: str) -> tuple[str, str]:

@@ -186,6 +186,14 @@ def _paired(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> tuple
     return x_a, x_b
 
 
+def _per_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, score) -> dict:
+    """``score(x_a, x_b)`` `(N,)` of both sets in [0, 1] (see :func:`_paired`), as ``{"per_pair", "mean"}``."""
+    x_a, x_b = _paired(a, b)
+    with torch.no_grad():
+        vals = score(x_a, x_b).double().numpy()
+    return {"per_pair": vals, "mean": float(vals.mean())}
+
+
 def paired_ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> dict:
     """SSIM between ``a[i]`` and ``b[i]`` for every i (1 = identical).
 
@@ -196,11 +204,7 @@ def paired_ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> d
     Returns:
         ``{"per_pair": (N,) array, "mean": float}``.
     """
-    x_a, x_b = _paired(a, b)
-    with torch.no_grad():
-        vals = structural_similarity_index_measure(x_a, x_b, data_range=1.0, reduction="none")
-    vals = vals.double().numpy()
-    return {"per_pair": vals, "mean": float(vals.mean())}
+    return _per_pair(a, b, lambda x, y: structural_similarity_index_measure(x, y, data_range=1.0, reduction="none"))
 
 
 def paired_psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> dict:
@@ -213,11 +217,7 @@ def paired_psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> d
     Returns:
         ``{"per_pair": (N,) array, "mean": float}``.
     """
-    x_a, x_b = _paired(a, b)
-    with torch.no_grad():
-        vals = peak_signal_noise_ratio(x_a, x_b, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    vals = vals.double().numpy()
-    return {"per_pair": vals, "mean": float(vals.mean())}
+    return _per_pair(a, b, lambda x, y: peak_signal_noise_ratio(x, y, data_range=1.0, reduction="none", dim=(1, 2, 3)))
 
 
 def paired_mae(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> dict:
@@ -230,9 +230,7 @@ def paired_mae(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> di
     Returns:
         ``{"per_pair": (N,) array, "mean": float}``.
     """
-    x_a, x_b = _paired(a, b)
-    vals = (x_a.double() - x_b.double()).abs().mean(dim=(1, 2, 3)).numpy()
-    return {"per_pair": vals, "mean": float(vals.mean())}
+    return _per_pair(a, b, lambda x, y: (x.double() - y.double()).abs().mean(dim=(1, 2, 3)))
 
 
 def paired_scores(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> pd.DataFrame:
