@@ -38,7 +38,8 @@ generator), the generator in eval mode, in batches; so one seed gives the same i
 it is used. ``truncation=t`` draws ``z`` from the normal truncated to ``[-t, t]`` (BigGAN's
 truncation trick, :func:`truncated_normal`): fidelity for variety. The translation families
 (``cyclegan``, ``pix2pix``) draw no latents: their ``data`` is a
-:class:`~medgan_core.data.patches.PatchPairs` and they translate with their own ``translate``.
+:class:`~medgan_core.data.patches.PatchPairs`, and :func:`~medgan_core.models.tiling.translate` (whole
+images) or :func:`~medgan_core.models.tiling.tiled_translate` (tiles) runs their generators.
 A family may define ``attach(gan)``, called once the optimisers exist, to add the image pools and
 learning-rate schedulers that :func:`~medgan_core.train.trainer.train_gan` checkpoints and resumes.
 """
@@ -170,8 +171,8 @@ class GAN:
         """
         if self.name in _NOT_SAMPLERS:
             raise ValueError(f"{self.name} does not sample from latents: use bagan.fit_latent and build 'bagan' "
-                             "for the autoencoder, sqaggan.generate for SQ-AGGAN, cyclegan.translate or "
-                             "pix2pix.translate for the translators.")
+                             "for the autoencoder, sqaggan.generate for SQ-AGGAN, tiling.translate (or tiled_translate) "
+                             "for the translators.")
         if not 0 <= int(cls) < self.num_classes:
             raise ValueError(f"{self.name}: class {cls} is outside 0..{self.num_classes - 1}.")
         net_G = self.ema.module if self.ema is not None else self.net_G
