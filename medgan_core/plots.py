@@ -524,6 +524,13 @@ def control_curves(per_level: Mapping[str, Mapping[float, float]], rho: Mapping[
     return fig
 
 
+def _error_bars(table: pd.DataFrame, y: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """``(estimates, yerr)`` for matplotlib from the columns ``y``, ``ci_low`` and ``ci_high``; a missing
+    interval (one seed, NaN) draws no bar."""
+    mean = table[y].to_numpy(float)
+    return mean, np.nan_to_num(np.vstack([mean - table.ci_low.to_numpy(float), table.ci_high.to_numpy(float) - mean]))
+
+
 def arm_bars(summary: pd.DataFrame, metric: str, title: str | None = None) -> Figure:
     """Mean of a metric per utility arm with its 95% CI; GAN arms in another colour.
 
@@ -541,9 +548,7 @@ def arm_bars(summary: pd.DataFrame, metric: str, title: str | None = None) -> Fi
     s = summary[summary.metric == metric]
     if s.empty:
         raise ValueError(f"arm_bars: no rows for metric {metric!r}; metrics present: {sorted(summary.metric.unique())}.")
-    mean = s["mean"].to_numpy(float)
-    err = np.vstack([mean - s.ci_low.to_numpy(float), s.ci_high.to_numpy(float) - mean])
-    err = np.nan_to_num(err)  # one seed: no interval
+    mean, err = _error_bars(s)
     is_gan = ["gan" in a or a.startswith("synthetic_only") for a in s.arm]
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(s) + 1.5), 4))
     pos = np.arange(len(s))
@@ -898,8 +903,7 @@ def interval_lines(table: pd.DataFrame, x: str, hue: str, y: str = "mean", ylabe
         raise ValueError(f"interval_lines: the table lacks columns {sorted(missing)}.")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for key, part in table.sort_values(x).groupby(hue, sort=True):
-        mean = part[y].to_numpy(float)
-        err = np.nan_to_num(np.vstack([mean - part.ci_low.to_numpy(float), part.ci_high.to_numpy(float) - mean]))
+        mean, err = _error_bars(part, y)
         ax.errorbar(part[x].to_numpy(float), mean, yerr=err, marker="o", capsize=4, label=f"{hue} {key}")
     values = table[x].to_numpy(float)
     whole = np.all(values == np.round(values)) and (values > 0).all()
@@ -968,8 +972,7 @@ def interval_bars(table: pd.DataFrame, label: str, y: str = "mean", ylabel: str 
     missing = {label, y, "ci_low", "ci_high"} - set(table.columns)
     if missing:
         raise ValueError(f"interval_bars: the table lacks columns {sorted(missing)}.")
-    mean = table[y].to_numpy(float)
-    err = np.nan_to_num(np.vstack([mean - table.ci_low.to_numpy(float), table.ci_high.to_numpy(float) - mean]))
+    mean, err = _error_bars(table, y)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(table) + 1.5), 3.6))
     pos = np.arange(len(table))
     ax.bar(pos, mean, yerr=err, capsize=4, color=BASE_COLOUR)

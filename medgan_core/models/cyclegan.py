@@ -241,4 +241,3 @@ def train_step(gan: Any, data: Any, step: int) -> dict[str, float]:
     return {"loss_G": float(loss_G.detach()), **{k: v for k, v in terms.items() if k.startswith("loss_")},
             "loss_D_X": float(loss_DX.detach()), "loss_D_Y": float(loss_DY.detach()), "loss_D": float(loss_D.detach()),
             "lr": float(lr)}
-
