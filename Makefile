@@ -1,6 +1,7 @@
 # Two commands for a fresh clone (see README.md):
 #   make reports   create .venv if absent, install, render every experiment at the cpu profile
 #   make test      create .venv if absent, install, run the whole test suite
+#   make grid      rerun EXPERIMENTS once per seed (SEEDS) at PROFILE on the local cores, then the aggregate report
 # Both are idempotent: the install step reruns only when a requirements file changes.
 
 PYTHON ?= python3
@@ -12,8 +13,10 @@ PROFILE ?= cpu
 MEDGAN_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export MEDGAN_DATA
 PYTEST_ARGS ?=
+EXPERIMENTS ?= 01_bagan_blood_cells
+SEEDS ?= 0 1 2
 
-.PHONY: install test reports smoke data-check clean-venv
+.PHONY: install test reports smoke grid data-check clean-venv
 
 install: $(STAMP)
 
@@ -31,6 +34,9 @@ reports: $(STAMP)
 
 smoke: $(STAMP)
 	$(VENV)/bin/medgan run all --profile smoke --out build/smoke-reports
+
+grid: $(STAMP)
+	$(VENV)/bin/medgan grid $(EXPERIMENTS) --profile $(PROFILE) --seeds $(SEEDS)
 
 data-check: $(STAMP)
 	$(VENV)/bin/medgan data check

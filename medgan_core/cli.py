@@ -4,6 +4,8 @@
     medgan run EXP [EXP ...] --profile {smoke,cpu,gpu} [-p name=value ...] [--data-dir DIR] [--out DIR]
                [--time-limit-min MIN]
     medgan run all --profile cpu
+    medgan grid [EXP ...] --profile {smoke,cpu,gpu} --seeds S [S ...] [--cores N] [--grid-dir DIR]
+                [--aggregate-out DIR] [--data-dir DIR] [--snakemake-profile DIR] [--dry-run]
     medgan data check [--data-dir DIR] [--only NAME ...]
     medgan index [--out DIR]
 """
@@ -47,6 +49,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
                      time_limit_min=args.time_limit_min)
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    import subprocess
+
+    import yaml
+
+    from medgan_core.grid import snakemake_command
+    from medgan_core.runner import get_experiments, repo_root
+
+    root = repo_root()
+    names = args.experiments or yaml.safe_load((root / "workflow" / "config.yaml").read_text())["experiments"]
+    chosen = get_experiments(list(names), root)
+    aggregates = [e.name for e in chosen if e.aggregate]
+    if aggregates:
+        raise ParameterError(f"medgan grid: {', '.join(aggregates)} is the grid's aggregate, not an experiment to rerun "
+                             "per seed; name the experiments (e.g. 01_bagan_blood_cells).")
+    command, config = snakemake_command(root, [e.name for e in chosen], args.profile, args.seeds, grid_dir=args.grid_dir,
+                                        cores=None if args.snakemake_profile and not args.cores else args.cores,
+                                        aggregate_out=args.aggregate_out or "",
+                                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else "",
+                                        dry_run=args.dry_run,
+                                        extra=["--profile", args.snakemake_profile] if args.snakemake_profile else ())
+    print(f"[medgan] grid config: {config}\n[medgan] {' '.join(command)}", flush=True)
+    return subprocess.run(command, cwd=root).returncode
+
+
+def _seed(text: str) -> int:
+    """A ``--seeds`` value: an integer >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"seeds are integers >= 0, got {text!r}")
+    return int(text)
+
+
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from medgan_core.data.check import run_check
 
@@ -88,6 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop each experiment past MIN minutes of wall time, status timed_out "
                             "(default: the profile's limit, cpu 40; 0: no limit)")
     p_run.set_defaults(func=_cmd_run)
+
+    p_grid = sub.add_parser("grid", help="rerun experiments once per seed with Snakemake, then render the aggregate "
+                            "report (workflow/Snakefile)")
+    p_grid.add_argument("experiments", nargs="*", help="experiment names or 'all' (default: workflow/config.yaml's)")
+    p_grid.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"], help="the runs' profile (default cpu)")
+    p_grid.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], metavar="S",
+                        help="one run per seed (default 0 1 2; an across-seed interval needs at least 3)")
+    p_grid.add_argument("--cores", type=int, default=0, help="cores for all jobs together (default: every core; with --snakemake-profile, the profile's)")
+    p_grid.add_argument("--grid-dir", default="grid", help="where the seed runs go (default ./grid)")
+    p_grid.add_argument("--aggregate-out", default=None, metavar="DIR",
+                        help="reports folder of the aggregate (default GRID/aggregate; 'reports' publishes it)")
+    p_grid.add_argument("--data-dir", default=None, type=_folder_or_none, help="data folder (default $MEDGAN_DATA, then ./data)")
+    p_grid.add_argument("--dry-run", "-n", action="store_true", help="list the jobs Snakemake would run, run nothing")
+    p_grid.add_argument("--snakemake-profile", default=None, metavar="DIR",
+                        help="a Snakemake profile folder, e.g. workflow/profiles/slurm to submit every run to Slurm")
+    p_grid.set_defaults(func=_cmd_grid)
 
     p_data = sub.add_parser("data", help="data commands")
     data_sub = p_data.add_subparsers(dest="data_command", required=True)

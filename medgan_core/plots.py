@@ -27,7 +27,7 @@ __all__ = [
     "imbalance_curves", "five_panel", "sequence_grid", "control_curves", "bar_counts", "overlay_masks", "draw_boxes",
     "imbalance_ratio_bars", "class_count_panels", "intensity_histograms", "box_sides", "nodule_panels",
     "convergence_curves", "metrics_over_training", "feature_projection", "mtf_curves", "interval_lines",
-    "seam_panels", "interval_bars",
+    "seam_panels", "interval_bars", "seed_spread",
 ]
 
 GAN_COLOUR = "tab:orange"
@@ -984,5 +984,43 @@ def interval_bars(table: pd.DataFrame, label: str, y: str = "mean", ylabel: str 
     ax.set_ylabel(ylabel or y)
     ax.set_title(title or "")
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def seed_spread(headlines: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """One panel per headline number: each seed's value with its within-run 95% CI, the mean over
+    seeds with its across-seed interval (a shaded band) and the value meaning "no effect".
+
+    Args:
+        headlines: one row per (experiment, seed, headline): ``experiment, seed, name, value,
+            ci_low, ci_high`` (:func:`medgan_core.grid.headline_table`).
+        summary: one row per (experiment, name): ``label, mean, low, high, null, higher_is_better``
+            (:func:`medgan_core.grid.across_seeds`).
+    """
+    missing = {"experiment", "name", "label", "mean", "low", "high", "null", "higher_is_better"} - set(summary.columns)
+    if missing or summary.empty:
+        raise ValueError(f"seed_spread: the summary is empty or lacks columns {sorted(missing)}; pass grid.across_seeds(...).")
+    n = len(summary)
+    cols = min(n, 2)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(6.2 * cols, 3.2 * ((n + cols - 1) // cols)), squeeze=False)
+    for ax, row in zip(axes.flat, summary.itertuples()):
+        g = headlines[(headlines.experiment == row.experiment) & (headlines.name == row.name)].sort_values("seed")
+        mean, err = _error_bars(g.rename(columns={"value": "mean"}))
+        ax.errorbar(g.seed, mean, yerr=err, fmt="o", capsize=4, color=BASE_COLOUR, label="one seed (within-run 95% CI)")
+        if np.isfinite(row.low) and np.isfinite(row.high):
+            ax.axhspan(row.low, row.high, color=GAN_COLOUR, alpha=0.2, label="across-seed 95% CI of the mean")
+        ax.axhline(row.mean, color=GAN_COLOUR, lw=1.5, label="mean over seeds")
+        if row.null is not None and np.isfinite(row.null):
+            ax.axhline(row.null, color="grey", ls="--", lw=1, label=f"no effect ({row.null:g})")
+        way = {True: "higher is better", False: "lower is better"}.get(row.higher_is_better, "no direction")
+        ax.set_title(f"{row.experiment[:2]}: {row.label}"[:90], fontsize=8)
+        ax.set_xlabel("seed")
+        ax.set_ylabel(f"value ({way})", fontsize=8)
+        ax.set_xticks(list(g.seed))
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    for ax in list(axes.flat)[n:]:
+        _blank(ax)
     fig.tight_layout()
     return fig

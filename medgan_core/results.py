@@ -107,7 +107,8 @@ def log_metrics(values: dict[str, Any] | None = None, **kwargs: Any) -> None:
 
 
 def log_headline(name: str, value: float, ci: tuple[float, float] | None = None,
-                 label: str | None = None, higher_is_better: bool | None = None) -> None:
+                 label: str | None = None, higher_is_better: bool | None = None, null: float | None = None,
+                 withheld: str | None = None) -> None:
     """Record one headline number, shown on the index page (replaces one of the same name).
 
     Args:
@@ -116,10 +117,17 @@ def log_headline(name: str, value: float, ci: tuple[float, float] | None = None,
         ci: its 95% confidence interval ``(low, high)``, if any.
         label: a human label for the index page.
         higher_is_better: direction, for readers.
+        null: the value meaning "no effect" (0 for a difference), for an effect the seed grid
+            judges across seeds (:func:`medgan_core.grid.seed_verdict`); ``None``: a plain number.
+        withheld: why this run gives no verdict on the number (a generator below the quality floor,
+            a baseline at the ceiling), or ``None`` when it gives one.
     """
+    if withheld is not None and not str(withheld).strip():
+        raise ValueError(f"log_headline({name!r}): withheld must be a reason or None, got an empty string.")
     data = load_metrics()
     entry = to_jsonable({"name": name, "value": value, "ci": list(ci) if ci is not None else None,
-                         "label": label or name, "higher_is_better": higher_is_better})
+                         "label": label or name, "higher_is_better": higher_is_better, "null": null,
+                         "withheld": withheld})
     data["headline"] = [h for h in data.get("headline", []) if h.get("name") != name] + [entry]
     write_json_atomic(metrics_path(), data)
 

@@ -64,6 +64,8 @@ class Experiment:
         profiles: profiles with a params file.
         expected_minutes: expected wall time per profile on 2 CPU cores.
         data_folders: data folders the notebook reads.
+        aggregate: a notebook that reads other runs' reports (``metadata.medgan.aggregate``, the seed
+            grid's ``90_seed_grid``) rather than data; ``all`` leaves it out.
     """
 
     name: str
@@ -72,6 +74,7 @@ class Experiment:
     profiles: list[str]
     expected_minutes: dict[str, float] = field(default_factory=dict)
     data_folders: list[str] = field(default_factory=list)
+    aggregate: bool = False
 
 
 def repo_root() -> Path:
@@ -99,12 +102,13 @@ def list_experiments(root: Path | None = None) -> list[Experiment]:
         params_dir = root / "params" / nb_path.stem
         profiles = [p for p in PROFILES if (params_dir / f"{p}.yaml").is_file()]
         experiments.append(Experiment(nb_path.stem, nb_path, meta.get("title", nb_path.stem), profiles,
-                                      dict(meta.get("expected_minutes", {})), list(meta.get("data_folders", []))))
+                                      dict(meta.get("expected_minutes", {})), list(meta.get("data_folders", [])),
+                                      bool(meta.get("aggregate", False))))
     return experiments
 
 
 def get_experiments(names: list[str], root: Path | None = None) -> list[Experiment]:
-    """Look up experiments by name (``all`` for every one); unknown names list the valid ones.
+    """Look up experiments by name (``all`` for every experiment, aggregates left out); unknown names list the valid ones.
 
     Args:
         names: experiment names or ``["all"]``.
@@ -112,7 +116,7 @@ def get_experiments(names: list[str], root: Path | None = None) -> list[Experime
     """
     available = list_experiments(root)
     if names == ["all"] or "all" in names:
-        return available
+        return [e for e in available if not e.aggregate]
     by_name = {e.name: e for e in available}
     # Allow a unique prefix such as "00" for "00_data_tour".
     chosen = []

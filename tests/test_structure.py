@@ -18,11 +18,15 @@ import yaml
 
 from medgan_core import plots
 from medgan_core.params import parameters_cell, read_parameters
+from medgan_core.runner import list_experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "medgan_core"
 EXPERIMENT_MODULES = sorted(p for p in (CORE / "experiments").glob("*.py") if p.name != "__init__.py")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# notebooks that read other runs' reports rather than data and train nothing (the seed grid's aggregate)
+AGGREGATES = {e.name for e in list_experiments(ROOT) if e.aggregate}
+GAN_NOTEBOOKS = [p for p in NOTEBOOKS if not p.stem.startswith("00_") and p.stem not in AGGREGATES]
 MAX_EXPERIMENT_LINES = 160  # "about 150": the write-up's numbers and sentences, nothing else
 MAX_CELL_LINES = 15
 # Imports that would mean an experiment module holds a model, a loss, a metric, a figure or a reader.
@@ -83,7 +87,7 @@ def test_notebook_code_cells_are_short(path):
         assert n <= MAX_CELL_LINES, f"{path.name} cell {i} has {n} lines; move the logic into medgan_core"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.stem.startswith("00_")], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", GAN_NOTEBOOKS, ids=lambda p: p.stem)
 def test_gan_notebooks_build_by_name_and_train_through_the_one_trainer(path):
     code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     assert "build_gan(" in code and "train_gan(" in code
@@ -114,8 +118,7 @@ def test_parameters_shared_by_notebooks_are_in_the_vocabulary_and_have_no_synony
             assert name not in SYNONYMS, f"{nb}: parameter {name!r} is a synonym; call it {SYNONYMS[name]}"
     shared = {name for name, nbs in seen.items() if len(nbs) > 1}
     assert shared - vocab == set(), f"shared parameters missing from the README vocabulary: {sorted(shared - vocab)}"
-    gan_notebooks = [nb for nb in params if not nb.startswith("00_")]
-    for nb in gan_notebooks:
+    for nb in (p.stem for p in GAN_NOTEBOOKS):
         missing = {"seed", "width_G", "width_D", "batch_size", "lr_G", "lr_D", "n_critic", "gp_weight", "num_steps",
                    "time_budget_s", "ema_decay"} - set(params[nb])
         assert not missing, f"{nb} lacks the shared parameters {sorted(missing)}"
@@ -143,3 +146,10 @@ def test_every_figure_function_is_called_somewhere():
         used = any(re.search(rf"\b{name}\(", text) for text in callers)
         used_inside = len(re.findall(rf"\b{name}\(", internal)) > 1  # a building block of another figure
         assert used or used_inside, f"plots.{name} is called by no notebook and no core module: remove it"
+
+
+def test_the_aggregate_notebook_is_marked_so_and_left_out_of_all():
+    from medgan_core.runner import get_experiments
+
+    assert AGGREGATES == {"90_seed_grid"}
+    assert not AGGREGATES & {e.name for e in get_experiments(["all"], ROOT)}

@@ -434,14 +434,30 @@ def test_should_stop_is_not_asked_after_the_last_step():
     assert asked == []
 
 
-def test_set_threads_takes_every_available_core_for_zero():
+def test_set_threads_takes_every_available_core_for_zero(monkeypatch):
     from medgan_core.train import available_cores, set_threads
 
     before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         assert set_threads(1) == 1
         assert set_threads(0) == available_cores() >= 1
         with pytest.raises(ValueError, match="num_threads"):
             set_threads(-1)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_set_threads_zero_follows_omp_num_threads_as_a_workflow_job_sets_it(monkeypatch):
+    from medgan_core.train import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(0) == 1
+        assert set_threads(2) == 2  # an explicit count wins
+        monkeypatch.setenv("OMP_NUM_THREADS", "two")
+        with pytest.raises(ValueError, match="OMP_NUM_THREADS"):
+            set_threads(0)
     finally:
         torch.set_num_threads(before)

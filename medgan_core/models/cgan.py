@@ -188,4 +188,4 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     return adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
                             make_fake=lambda n: net_G(torch.randn(n, s["nz"], device=dev), y_real), cond=(y_real,),
                             n_critic=s["n_critic"], gp_weight=s["gp_weight"], ema=gan.ema, step=step, amp=s["amp"],
-                            augment=s.get("augment"))
+                            augment=s.get("augment"), accumulate=s["accumulate"])

@@ -246,8 +246,8 @@ def train_per_class(gan: "GAN", data: Any, step: int, loss: str = "nonsaturating
     For each class ``c``: ``x_real = data.batch(step, cls=c)[0]`` (with ``K = 1``: ``data.batch(step)``,
     all images), one fake batch ``G_c(z)`` with ``z ~ N(0, I)`` from the global RNG, used by both
     updates as in the DCGAN reference loop (the discriminator sees it detached), then
-    :func:`~medgan_core.train.loop.adversarial_step` with the losses ``get_losses(loss)``. The EMA
-    (if any) is updated after the generator steps.
+    :func:`~medgan_core.train.loop.adversarial_step` with the losses ``get_losses(loss)`` (split into
+    the registry's ``accumulate`` micro-batches). The EMA (if any) is updated after the generator steps.
 
     Args:
         gan: a GAN built by :func:`build_per_class` (``"dcgan"``, ``"simple_gan"``).
@@ -273,7 +273,7 @@ def train_per_class(gan: "GAN", data: Any, step: int, loss: str = "nonsaturating
         losses = adversarial_step(net_G, net_D, gan.opt_G, gan.opt_D, x_real, d_loss, g_loss,
                                   sample_z=lambda n: torch.randn(n, nz, device=dev), step=step, amp=amp,
                                   ema=None if per_class else gan.ema, augment=gan.settings.get("augment"),
-                                  reuse_fake=True)
+                                  reuse_fake=True, accumulate=gan.settings["accumulate"])
         if not per_class:
             return losses
         out.update({f"{k}_c{c}": v for k, v in losses.items()})

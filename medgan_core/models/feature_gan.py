@@ -243,6 +243,7 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     fakes ``G(z, y)`` of the batch's own classes (:func:`~medgan_core.train.loop.adversarial_step`);
     then, with a head attached, a head step on ``s^-1(G(z, y'))`` (``y'`` uniform, ``G`` in eval
     mode and without gradients) when the fake update is due, and on ``s^-1(f)`` when the real one is.
+    The registry's ``accumulate`` splits the GAN update into micro-batches, not the head's updates.
 
     Returns:
         ``loss_D``, ``loss_G``, ``d_real``, ``d_fake``, and ``loss_head_fake`` / ``loss_head_real``
@@ -254,7 +255,8 @@ def train_step(gan: "GAN", data: Any, step: int) -> dict[str, float]:
     dev = f_real.device
     out = adversarial_step(net_G, gan.net_D, gan.opt_G, gan.opt_D, f_real, d_loss, g_loss,
                            make_fake=lambda n: net_G(torch.randn(n, s["nz"], device=dev), y_real), cond=(y_real,),
-                           n_critic=s["n_critic"], r1_weight=s["r1_weight"], ema=gan.ema, step=step, amp=s["amp"])
+                           n_critic=s["n_critic"], r1_weight=s["r1_weight"], ema=gan.ema, step=step, amp=s["amp"],
+                           accumulate=s["accumulate"])
     if "head" not in gan.extras:
         return out
     fake_due, real_due = head_due(step, s["fake_every"], s["real_every"])

@@ -32,6 +32,12 @@ recomputed from its own outputs, ``ema_batchnorm="recompute"``) and ``spectral_n
 normalisation of every convolution and linear layer of the discriminator, Miyato et al. 2018;
 layers the family already normalises, as BigGAN's, are left as they are).
 
+``accumulate = k`` (gradient accumulation) splits every discriminator and generator update of the
+families whose step is :func:`~medgan_core.train.loop.adversarial_step` (:data:`ACCUMULATING`)
+into ``k`` micro-batches and steps once, to reach an effective batch the memory would not hold at
+once; the others refuse it. To train on several processes (``torchrun``), see
+:mod:`medgan_core.train.distributed`.
+
 :func:`sample` is the one sampler of the image GANs: latents ``z ~ N(0, I)`` from
 ``torch.Generator().manual_seed(seed)`` (BAGAN: ``c ~ N(mu_cls, Sigma_cls)`` from the same
 generator), the generator in eval mode, in batches; so one seed gives the same images wherever
@@ -75,6 +81,8 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "pix2pix": {"n_down": 8, "lambda_l1": pix2pix.LAMBDA_L1, "lr_constant_steps": 0, "lr_decay_steps": 0},
 }
 _NOT_SAMPLERS = ("bagan_autoencoder", "sqaggan", "sqaggan_no_lstm", "cyclegan", "pix2pix")
+# the families whose step is adversarial_step, and so can split it into micro-batches (``accumulate``)
+ACCUMULATING: tuple[str, ...] = ("dcgan", "simple_gan", "cwgan_gp", "bagan_gp", "biggan", "feature_gan")
 
 
 def _family(name: str) -> ModuleType:
@@ -250,8 +258,8 @@ def define_D(name: str, **kw: Any) -> nn.Module:
 
 def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels: int = 3, nz: int = 64,
               width_G: int = 32, width_D: int = 32, lr_G: float = 0.0, lr_D: float = 0.0, n_critic: int = 1,
-              gp_weight: float = 10.0, ema_decay: float = 0.0, ema_batchnorm: str = "recompute", seed: int = 0,
-              device: str | torch.device = "cpu", amp: bool = False, diffaug: bool = False,
+              accumulate: int = 1, gp_weight: float = 10.0, ema_decay: float = 0.0, ema_batchnorm: str = "recompute",
+              seed: int = 0, device: str | torch.device = "cpu", amp: bool = False, diffaug: bool = False,
               spectral_norm: bool = False, autoencoder: nn.Module | None = None,
               latent: nn.Module | None = None, **family_kw: Any) -> GAN:
     """Build a GAN by name: seeded networks (as the family's ``build`` does), Adam optimisers, settings.
@@ -268,6 +276,12 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
             family's paper value (``PAPER_LR``, table above; ``biggan``: 5e-5).
         lr_D: Adam learning rate of ``net_D``; 0: the family's paper value (``biggan``: 2e-4).
         n_critic: critic steps per generator step (WGAN-GP families, SQ-AGGAN and BigGAN, whose paper uses 2).
+        accumulate: micro-batches per update, each back-propagated before one optimiser step
+            (gradient accumulation; 1: none). Only for :data:`ACCUMULATING` (the families whose step is
+            :func:`~medgan_core.train.loop.adversarial_step`); it must divide the batch size. The update
+            equals the one on the whole batch (to float rounding) unless the discriminator has batch norm
+            (``dcgan``, ``simple_gan``: each micro-batch is normalised on its own) or spectral
+            normalisation (``biggan``, ``spectral_norm``: one power iteration per micro-batch).
         gp_weight: gradient-penalty weight (WGAN-GP families; SQ-AGGAN uses ``lam.gp``).
         ema_decay: decay of an EMA of ``net_G`` (0: none).
         ema_batchnorm: ``"recompute"``: the EMA generator's batch-norm statistics are recomputed from
@@ -305,6 +319,11 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     if int(num_classes) < 1 or int(n_critic) < 1 or not gp_weight >= 0 or not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"need num_classes >= 1, n_critic >= 1, gp_weight >= 0 and 0 <= ema_decay < 1; got "
                          f"{num_classes}, {n_critic}, {gp_weight}, {ema_decay}.")
+    if isinstance(accumulate, bool) or not isinstance(accumulate, (int, np.integer)) or accumulate < 1:
+        raise ValueError(f"accumulate must be an int >= 1 (micro-batches per update; 1: none), got {accumulate!r}.")
+    if accumulate > 1 and name not in ACCUMULATING:
+        raise ValueError(f"{name} has its own update step, which does not split into micro-batches: pass accumulate=1 "
+                         f"(gradient accumulation is for {list(ACCUMULATING)}).")
     if name.startswith("sqaggan") and num_classes != 1:
         raise ValueError(f"{name} is not class-conditional; use num_classes=1.")
     if family is not bagan or name == "bagan_autoencoder":
@@ -329,8 +348,8 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     device = torch.device(device)
     settings: dict[str, Any] = dict(num_classes=int(num_classes), image_size=image_size, channels=channels, nz=nz,
                                     width_G=width_G, width_D=width_D, lr_G=lr_G, lr_D=lr_D, n_critic=int(n_critic),
-                                    gp_weight=float(gp_weight), ema_decay=float(ema_decay), ema_batchnorm=ema_batchnorm,
-                                    seed=int(seed), device=str(device), amp=bool(amp), diffaug=bool(diffaug),
+                                    accumulate=int(accumulate), gp_weight=float(gp_weight), ema_decay=float(ema_decay),
+                                    ema_batchnorm=ema_batchnorm, seed=int(seed), device=str(device), amp=bool(amp), diffaug=bool(diffaug),
                                     spectral_norm=bool(spectral_norm),
                                     augment=DiffAugment() if diffaug else None, **{**allowed, **family_kw})
     if family is bagan:

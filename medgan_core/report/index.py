@@ -142,8 +142,9 @@ def _row(folder: Path, root: Path) -> tuple[tuple[str, str], str] | None:
     for item in (metrics.get("headline") or [])[:2]:
         ci = item.get("ci")
         ci_text = f' <span class="ci">[{_fmt(ci[0])}, {_fmt(ci[1])}]</span>' if ci and None not in ci else ""
+        held = f' <span class="ci" title="{e(str(item["withheld"]))}">(verdict withheld)</span>' if item.get("withheld") else ""
         heads.append(f'<div class="metric">{e(str(item.get("label", item.get("name"))))}: '
-                     f'<b>{_fmt(item.get("value"))}</b>{ci_text}</div>')
+                     f'<b>{_fmt(item.get("value"))}</b>{ci_text}{held}</div>')
     verdict = metrics.get("verdict") or ("" if status == "ok" else run.get("error") or STATUS_NOTES.get(status, ""))
     rel = folder.relative_to(root).as_posix()
     exp = run.get("experiment", folder.parent.name)

@@ -13,6 +13,8 @@ One concept per module; this file only re-exports the public names, so a noteboo
 - :mod:`.trainer`     ``ImageBatches``, ``GanRun``, ``train_gan``: the one GAN trainer
 - :mod:`.identity`    ``data_fingerprint``, ``code_fingerprint``, ``run_id``, ``run_folder``, ``notebook_parameters``
 - :mod:`.cost`        ``count_parameters``, ``PeakMemory``, ``measure_step``, ``cost_table``, memory estimates
+- :mod:`.distributed` ``launch``, ``distribute``, ``ShardedBatches``, ``convert_batchnorm``: training on several
+  processes (torchrun); imported from its own module, which ``python -m`` runs as the entry point
 """
 
 from medgan_core.train.checkpoint import (CheckpointError, checkpoint_path, checksum_path, latest_checkpoint, load_checkpoint,

@@ -29,14 +29,18 @@ def available_cores() -> int:
 
 
 def set_threads(num_threads: int = 0) -> int:
-    """Set torch's CPU threads and return how many it uses: ``num_threads``, or every available core for 0.
+    """Set torch's CPU threads and return how many it uses: ``num_threads``; for 0, ``$OMP_NUM_THREADS``
+    when it is set (a workflow job sized to a share of the machine, a ``torchrun`` rank), else every available core.
 
     Args:
-        num_threads: threads for torch's CPU operations (0: :func:`available_cores`).
+        num_threads: threads for torch's CPU operations (0: ``$OMP_NUM_THREADS``, else :func:`available_cores`).
     """
     if int(num_threads) < 0:
         raise ValueError(f"num_threads must be >= 0 (0: every core this process may use), got {num_threads}.")
-    torch.set_num_threads(int(num_threads) or available_cores())
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if int(num_threads) == 0 and omp and not (omp.isdigit() and int(omp) > 0):
+        raise ValueError(f"OMP_NUM_THREADS={omp!r} is not a positive integer; unset it or set it to the threads to use.")
+    torch.set_num_threads(int(num_threads) or (int(omp) if omp else available_cores()))
     return torch.get_num_threads()
 
 
