@@ -12,6 +12,7 @@ arrays the rest of the core produces:
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -1014,7 +1015,7 @@ def seed_spread(headlines: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         if row.null is not None and np.isfinite(row.null):
             ax.axhline(row.null, color="grey", ls="--", lw=1, label=f"no effect ({row.null:g})")
         way = {True: "higher is better", False: "lower is better"}.get(row.higher_is_better, "no direction")
-        ax.set_title(f"{row.experiment[:2]}: {row.label}"[:90], fontsize=8)
+        ax.set_title(textwrap.fill(f"{row.experiment[:2]}: {row.label}", 70), fontsize=8)
         ax.set_xlabel("seed")
         ax.set_ylabel(f"value ({way})", fontsize=8)
         ax.set_xticks(list(g.seed))
