@@ -74,10 +74,10 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return subprocess.run(command, cwd=root).returncode
 
 
-def _seed(text: str) -> int:
-    """A ``--seeds`` value: an integer >= 0."""
+def _whole(text: str) -> int:
+    """A ``--seeds`` or ``--cores`` value: an integer >= 0."""
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"seeds are integers >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"need an integer >= 0, got {text!r}")
     return int(text)
 
 
@@ -127,10 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "report (workflow/Snakefile)")
     p_grid.add_argument("experiments", nargs="*", help="experiment names or 'all' (default: workflow/config.yaml's)")
     p_grid.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"], help="the runs' profile (default cpu)")
-    p_grid.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], metavar="S",
+    p_grid.add_argument("--seeds", nargs="+", type=_whole, default=[0, 1, 2], metavar="S",
                         help="one run per seed (default 0 1 2; an across-seed interval needs at least 3)")
-    p_grid.add_argument("--cores", type=int, default=0, help="cores for all jobs together (default: every core; with --snakemake-profile, the profile's)")
-    p_grid.add_argument("--grid-dir", default="grid", help="where the seed runs go (default ./grid)")
+    p_grid.add_argument("--cores", type=_whole, default=0,
+                        help="cores for all jobs together (default: every core; with --snakemake-profile, the profile's)")
+    p_grid.add_argument("--grid-dir", default="grid",
+                        help="where the seed runs go (default grid/; a relative path is taken from the study root)")
     p_grid.add_argument("--aggregate-out", default=None, metavar="DIR",
                         help="reports folder of the aggregate (default GRID/aggregate; 'reports' publishes it)")
     p_grid.add_argument("--data-dir", default=None, type=_folder_or_none, help="data folder (default $MEDGAN_DATA, then ./data)")

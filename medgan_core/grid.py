@@ -159,7 +159,8 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         level: coverage of the across-seed interval.
 
     Returns:
-        One row per (experiment, name): ``label, n_seeds, mean, low, high`` (NaN with fewer than 3
+        One row per (experiment, name): ``label`` (each label with its seeds where seeds differ, as
+        when each picks its own best model), ``n_seeds, mean, low, high`` (NaN with fewer than 3
         seeds or no spread), ``sd, min, max, higher_is_better, null, seed_calls`` (each seed's own
         call, in seed order), ``n_withheld``, ``interval`` (the printed interval or why there is
         none) and ``verdict`` (:func:`seed_verdict`).
@@ -171,7 +172,7 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         v = g["value"].to_numpy(float)
         mean, low, high = stats.t_interval(v, level)
         null = g["null"].iloc[0]
-        row = {"experiment": exp, "name": name, "label": g["label"].iloc[0], "n_seeds": int(np.isfinite(v).sum()),
+        row = {"experiment": exp, "name": name, "label": _label(g), "n_seeds": int(np.isfinite(v).sum()),
                "mean": mean, "low": low, "high": high, "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1 else np.nan,
                "min": float(np.nanmin(v)), "max": float(np.nanmax(v)), "higher_is_better": g["higher_is_better"].iloc[0],
                "null": None if null is None or (isinstance(null, float) and np.isnan(null)) else float(null),
@@ -181,6 +182,15 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         row["verdict"] = seed_verdict(row)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _label(g: pd.DataFrame) -> str:
+    """One headline's label over its seeds; where seeds differ (a best model chosen per seed), each with its seeds."""
+    labels = dict.fromkeys(g["label"])
+    if len(labels) == 1:
+        return next(iter(labels))
+    return " | ".join(f"{lab} (seed{'s' * (n > 1)} {', '.join(map(str, seeds))})" for lab in labels
+                      for seeds in [list(g.loc[g["label"] == lab, "seed"])] for n in [len(seeds)])
 
 
 def seed_verdict(row: dict[str, Any]) -> str:

@@ -158,3 +158,12 @@ def test_snakemake_command_writes_the_config_and_runs_from_the_root(tmp_path):
     assert command[command.index("--directory") + 1] == str(REPO)
     with pytest.raises(ValueError, match="--cores"):
         grid.snakemake_command(REPO, [EXP], "smoke", [0], grid_dir=str(tmp_path / "g"), cores=-1)
+
+
+def test_a_label_that_changes_between_seeds_is_shown_with_its_seeds(tmp_path):
+    # each seed picks its own best generator: the aggregate must not pass one seed's label off for all
+    for s, best in enumerate(["DCGAN", "BAGAN-GP", "DCGAN"]):
+        _seed_run(tmp_path, s, [{"name": "best_fid_ratio", "value": 2.0 + s, "ci": None, "label": f"{best}: FID ratio",
+                                 "higher_is_better": False}])
+    row = grid.across_seeds(grid.headline_table(grid.load_seed_runs(tmp_path, [EXP], "cpu", [0, 1, 2]))).iloc[0]
+    assert row["label"] == "DCGAN: FID ratio (seeds 0, 2) | BAGAN-GP: FID ratio (seed 1)"

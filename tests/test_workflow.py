@@ -57,7 +57,8 @@ def test_a_finished_seed_is_not_rerun_and_a_died_one_is(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["nope"], "Unknown experiment 'nope'"),
     (["90_seed_grid"], "is the grid's aggregate"),
-    (["01", "--seeds", "-1"], "seeds are integers >= 0"),
+    (["01", "--seeds", "-1"], "need an integer >= 0, got '-1'"),
+    (["01", "--cores", "two"], "need an integer >= 0, got 'two'"),
 ])
 def test_bad_grid_requests_are_refused_with_a_clear_error(tmp_path, args, message):
     proc = _grid(*args, "--grid-dir", str(tmp_path), "--dry-run")
