@@ -160,7 +160,8 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
     Returns:
         One row per (experiment, name): ``label`` (each label with its seeds where seeds differ, as
-        when each picks its own best model), ``n_seeds, mean, low, high`` (NaN with fewer than 3
+        when each picks its own best model), ``n_seeds`` (seeds that gave the number), ``n_runs``
+        (seeds of the experiment that gave any headline), ``mean, low, high`` (NaN with fewer than 3
         seeds or no spread), ``sd, min, max, higher_is_better, null, seed_calls`` (each seed's own
         call, in seed order), ``n_withheld``, ``interval`` (the printed interval or why there is
         none) and ``verdict`` (:func:`seed_verdict`).
@@ -173,6 +174,7 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         mean, low, high = stats.t_interval(v, level)
         null = g["null"].iloc[0]
         row = {"experiment": exp, "name": name, "label": _label(g), "n_seeds": int(np.isfinite(v).sum()),
+               "n_runs": int(headlines.loc[headlines.experiment == exp, "seed"].nunique()),
                "mean": mean, "low": low, "high": high, "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1 else np.nan,
                "min": float(np.nanmin(v)), "max": float(np.nanmax(v)), "higher_is_better": g["higher_is_better"].iloc[0],
                "null": None if null is None or (isinstance(null, float) and np.isnan(null)) else float(null),
@@ -214,7 +216,9 @@ def seed_verdict(row: dict[str, Any]) -> str:
         return (f"{label}: withheld, because {row['n_withheld']} of {n} seeds withheld their own verdict on it "
                 f"(first reason: {row['first_withheld']}).")
     if not (np.isfinite(row["low"]) and np.isfinite(row["high"])) or row["high"] <= row["low"]:
-        return f"{label}: no verdict across seeds, {row['interval']}."
+        missing = row.get("n_runs", n) - n
+        return (f"{label}: no verdict across seeds, {row['interval']}"
+                + (f"; {missing} of the {row['n_runs']} seeds gave no number." if missing > 0 else "."))
     call = _call(row["mean"], row["low"], row["high"], row["null"], row["higher_is_better"])
     same = sum(c == call for c in row["seed_calls"])
     words = {"helped": "helped", "hurt": "hurt", "higher": "is higher than no effect",

@@ -167,3 +167,14 @@ def test_a_label_that_changes_between_seeds_is_shown_with_its_seeds(tmp_path):
                                  "higher_is_better": False}])
     row = grid.across_seeds(grid.headline_table(grid.load_seed_runs(tmp_path, [EXP], "cpu", [0, 1, 2]))).iloc[0]
     assert row["label"] == "DCGAN: FID ratio (seeds 0, 2) | BAGAN-GP: FID ratio (seed 1)"
+
+
+def test_a_number_only_some_seeds_gave_says_how_many_did_not(tmp_path):
+    _seed_run(tmp_path, 0, [_effect(0.1, 0.0, 0.2), {"name": "n", "value": 1, "ci": None, "label": "count"}])
+    for s in (1, 2):
+        _seed_run(tmp_path, s, [{"name": "n", "value": 1, "ci": None, "label": "count"}])
+    summary = grid.across_seeds(grid.headline_table(grid.load_seed_runs(tmp_path, [EXP], "cpu", [0, 1, 2])))
+    row = summary.set_index("name").loc["gan_minus_best_nongan_bacc"]
+    assert (row["n_seeds"], row["n_runs"]) == (1, 3)
+    assert row["verdict"] == ("GAN minus best: no verdict across seeds, 0.100 (n/a: 1 seed; an interval needs at least 3)"
+                              "; 2 of the 3 seeds gave no number.")

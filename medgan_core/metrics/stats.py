@@ -600,7 +600,8 @@ def _why_no_interval(low: float, high: float, n: int | None, values: Any, unit: 
         if n >= MIN_VALUES and np.ptp(v) == 0:
             return f"all {n} {unit} gave {v[0]:.{digits}f}"
     if n is not None and n < MIN_VALUES:
-        return f"{n} {unit}; an interval needs at least {MIN_VALUES}"
+        one = unit[:-1] if n == 1 and unit.endswith("s") else unit  # "1 seed", "2 seeds"
+        return f"{n} {one}; an interval needs at least {MIN_VALUES}"
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no interval"
     if high <= low:
