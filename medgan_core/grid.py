@@ -120,6 +120,11 @@ def _reason(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _null(value: Any) -> float | None:
+    """A headline's "no effect" value as a float, ``None`` for none (``None`` or NaN, as pandas may turn it)."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+
 def _call(value: float, low: float, high: float, null: float, higher_is_better: bool | None) -> str:
     """``"helped"``/``"hurt"`` (or ``"higher"``/``"lower"`` without a direction) when ``[low, high]`` excludes ``null``."""
     if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
@@ -143,11 +148,12 @@ def per_seed_calls(headlines: pd.DataFrame) -> pd.Series:
         ``"no measurable effect"``, ``"no interval"`` or ``""``.
     """
     def call(r: pd.Series) -> str:
-        if r["null"] is None or (isinstance(r["null"], float) and np.isnan(r["null"])):
+        null = _null(r["null"])
+        if null is None:
             return ""
         if _reason(r["withheld"]):
             return "withheld"
-        return _call(r["value"], r["ci_low"], r["ci_high"], float(r["null"]), r["higher_is_better"])
+        return _call(r["value"], r["ci_low"], r["ci_high"], null, r["higher_is_better"])
     return headlines.apply(call, axis=1) if len(headlines) else pd.Series([], dtype=str)
 
 
@@ -172,12 +178,11 @@ def across_seeds(headlines: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         g = g.sort_values("seed")
         v = g["value"].to_numpy(float)
         mean, low, high = stats.t_interval(v, level)
-        null = g["null"].iloc[0]
         row = {"experiment": exp, "name": name, "label": _label(g), "n_seeds": int(np.isfinite(v).sum()),
                "n_runs": int(headlines.loc[headlines.experiment == exp, "seed"].nunique()),
                "mean": mean, "low": low, "high": high, "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1 else np.nan,
                "min": float(np.nanmin(v)), "max": float(np.nanmax(v)), "higher_is_better": g["higher_is_better"].iloc[0],
-               "null": None if null is None or (isinstance(null, float) and np.isnan(null)) else float(null),
+               "null": _null(g["null"].iloc[0]),
                "seed_calls": list(g["call"]), "n_withheld": int(sum(bool(_reason(w)) for w in g["withheld"])),
                "first_withheld": next((_reason(w) for w in g["withheld"] if _reason(w)), None),
                "interval": stats.format_ci(mean, low, high, values=v, unit="seeds")}

@@ -64,6 +64,7 @@ from medgan_core.data.augment import DiffAugment
 from medgan_core.losses import Lambdas
 from medgan_core.models import bagan, biggan, cgan, cyclegan, dcgan, feature_gan, pix2pix, simple_gan, sqaggan
 from medgan_core.train.ema import EMA
+from medgan_core.train.loop import check_accumulate
 
 FAMILIES: dict[str, ModuleType] = {name: family for family in (dcgan, cgan, bagan, sqaggan, simple_gan, biggan, feature_gan,
                                                                     cyclegan, pix2pix)
@@ -319,8 +320,7 @@ def build_gan(name: str, *, num_classes: int = 1, image_size: int = 32, channels
     if int(num_classes) < 1 or int(n_critic) < 1 or not gp_weight >= 0 or not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"need num_classes >= 1, n_critic >= 1, gp_weight >= 0 and 0 <= ema_decay < 1; got "
                          f"{num_classes}, {n_critic}, {gp_weight}, {ema_decay}.")
-    if isinstance(accumulate, bool) or not isinstance(accumulate, (int, np.integer)) or accumulate < 1:
-        raise ValueError(f"accumulate must be an int >= 1 (micro-batches per update; 1: none), got {accumulate!r}.")
+    accumulate = check_accumulate(int(accumulate) if isinstance(accumulate, np.integer) else accumulate)
     if accumulate > 1 and name not in ACCUMULATING:
         raise ValueError(f"{name} has its own update step, which does not split into micro-batches: pass accumulate=1 "
                          f"(gradient accumulation is for {list(ACCUMULATING)}).")

@@ -81,6 +81,17 @@ def frozen(net: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def check_accumulate(accumulate: Any) -> int:
+    """``accumulate`` itself if it is an int >= 1 (micro-batches per update), else a ``ValueError`` saying so.
+
+    Args:
+        accumulate: the number of micro-batches per update (1: no gradient accumulation).
+    """
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ValueError(f"accumulate must be an int >= 1 (micro-batches per update; 1: none), got {accumulate!r}.")
+    return accumulate
+
+
 def _micro_batches(tensors: tuple[Tensor, ...], accumulate: int) -> list[tuple[Tensor, ...]]:
     """Split every tensor along the batch into ``accumulate`` equal parts (1: the tensors themselves, unsplit)."""
     if accumulate == 1:
@@ -203,8 +214,7 @@ def adversarial_step(net_G: nn.Module, net_D: nn.Module, opt_G: torch.optim.Opti
         raise ValueError(f"n_critic must be >= 1, got {n_critic}.")
     if reuse_fake and n_critic != 1:
         raise ValueError("reuse_fake needs n_critic == 1: with several critic steps each sees its own fakes.")
-    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
-        raise ValueError(f"accumulate must be an int >= 1 (micro-batches per update; 1: none), got {accumulate!r}.")
+    check_accumulate(accumulate)
     fake = make_fake if make_fake is not None else (lambda n: net_G(sample_z(n)))
     get_real = x_real if callable(x_real) else (lambda: x_real)
     aug = augment if augment is not None else (lambda t: t)
